@@ -1,0 +1,42 @@
+"""Entry point shared by ``din`` and ``python -m din_model.cli``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from din_model.cli import register_all
+from din_model.errors import DinError
+
+
+def build_parser(packages: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="din",
+        description="Deep Interest Network CTR pipeline: prepare data, train, compare runs.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for package in packages:
+        register_all(subparsers, package)
+    return parser
+
+
+def run(argv: Sequence[str] | None, packages: Sequence[str]) -> int:
+    """Parse ``argv``, run the chosen command, turn user errors into a message and exit code 2."""
+    parser = build_parser(packages)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except DinError as exc:
+        print(f"din {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"din {args.command}: interrupted", file=sys.stderr)
+        return 130

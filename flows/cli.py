@@ -1,0 +1,23 @@
+"""The ``din`` console script: din_model's commands plus the pipeline's.
+
+Pipeline commands (``run``, ``serve``, ``ui``, ``rerun``) live in
+:mod:`flows.commands` and import Prefect and MLflow only when they run, so
+``din prepare`` and ``din train`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from din_model.cli._main import run
+
+COMMAND_PACKAGES = ("din_model.cli", "flows.commands")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(argv, COMMAND_PACKAGES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pipeline sub-commands of ``din``; each module defines ``register(subparsers)``."""
