@@ -1,0 +1,69 @@
+"""Where an adapter's files are: source checks, the synthetic marker, unrecognised layouts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from din_model.errors import DataError
+
+SYNTHETIC_MARKER = "SYNTHETIC.json"
+_LISTED_FILES = 20
+
+
+def source_directory(source: Path) -> Path:
+    """The directory that holds the data (a file source's parent)."""
+    return source if source.is_dir() else source.parent
+
+
+def require_directory(source: Path, dataset: str) -> None:
+    if not source.is_dir():
+        raise DataError(source, f"a directory holding the {dataset} files", got="a file")
+
+
+def visible_files(directory: Path) -> list[str]:
+    """Names of the regular, non-hidden files of ``directory``, sorted."""
+    return sorted(
+        path.name
+        for path in directory.iterdir()
+        if path.is_file() and not path.name.startswith(".")
+    )
+
+
+def read_synthetic_marker(source: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The parsed ``SYNTHETIC.json`` next to the data, if the generator wrote one."""
+    marker = source_directory(source) / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        content = json.loads(marker.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            marker, "a JSON document describing the synthetic data", got=str(exc)
+        ) from exc
+    if not isinstance(content, dict):
+        raise DataError(marker, "a JSON object", got=type(content).__name__)
+    return marker, content
+
+
+def unrecognised_layout(dataset: str, directory: Path, layouts: Mapping[str, str]) -> DataError:
+    """The error for a directory without any known file set: what each layout expects."""
+    try:
+        found = visible_files(directory) if directory.is_dir() else [directory.name]
+    except OSError:
+        found = []
+    shown = ", ".join(found[:_LISTED_FILES]) or "no files"
+    if len(found) > _LISTED_FILES:
+        shown += f", ... ({len(found)} files)"
+    expected = f"the files of a known {dataset} layout: " + "; ".join(
+        f"{name}: {files}" for name, files in layouts.items()
+    )
+    return DataError(directory, expected, got=f"{shown}")
+
+
+def ambiguous_files(directory: Path, what: str, candidates: list[str], advice: str) -> DataError:
+    """The error for a directory holding several files that could each be the input."""
+    names = ", ".join(sorted(candidates))
+    return DataError(directory, f"exactly one {what}, found {len(candidates)}: {names}; {advice}")
