@@ -1,0 +1,1 @@
+"""Benchmark scripts: speed targets are measured here, never in timed tests."""

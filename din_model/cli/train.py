@@ -1,0 +1,88 @@
+"""``din train``: train one model on a prepared directory and score its test split once.
+
+Writes into ``--out``: metrics.json, predictions.parquet, checkpoints/ (last.pt
+each epoch, best.pt) and config.yaml (the resolved configuration). Running the
+same command again after a kill resumes from checkpoints/last.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from din_model.config import MODEL_NAMES, resolve_config
+from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.errors import ConfigError, DataError
+from din_model.regularizers import REGULARIZER_NAMES
+from din_model.training import train_and_evaluate
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a CTR model on a prepared directory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", required=True, type=Path, help="output directory of din prepare")
+    parser.add_argument(
+        "--model", required=True, metavar="|".join(MODEL_NAMES), help="model to train"
+    )
+    parser.add_argument(
+        "--reg",
+        default=None,
+        metavar="|".join(REGULARIZER_NAMES),
+        help="regulariser (default: the config's regularizer.name, none)",
+    )
+    parser.add_argument(
+        "--config", default=None, help="YAML file layered over the defaults, or a preset name"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.epochs=3 (repeatable)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help="directory for the outputs")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="ignore checkpoints already in --out and train from scratch",
+    )
+    parser.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.model not in MODEL_NAMES:
+        raise ConfigError(f"unknown model '{args.model}'; choose one of {', '.join(MODEL_NAMES)}")
+    if args.reg is not None and args.reg not in REGULARIZER_NAMES:
+        raise ConfigError(
+            f"unknown regularizer '{args.reg}'; choose one of {', '.join(REGULARIZER_NAMES)}"
+        )
+    if not args.data.is_dir():
+        raise DataError(args.data, "a directory written by `din prepare`", got="no such directory")
+    feature_map = FeatureMap.load(args.data / FEATURE_MAP_FILE)
+    config = resolve_config(
+        args.model, feature_map.dataset, config_file=args.config, overrides=args.overrides
+    )
+    result = train_and_evaluate(
+        args.data, args.out, args.model, args.reg, config, resume=not args.restart
+    )
+    valid, test = result.metrics["valid"], result.metrics["test"]
+    rows = [("valid", valid), ("test", test)]
+    print(
+        f"{args.model} ({result.fit.regularizer}) on {feature_map.dataset}, "
+        f"best epoch {result.fit.best_epoch} of {len(result.fit.history)}"
+    )
+    print(f"{'split':<6} {'AUC':>7} {'GAUC':>7} {'users':>6} {'LogLoss':>8} {'n':>8}")
+    for name, m in rows:
+        print(
+            f"{name:<6} {m['auc']:>7.4f} {m['gauc']:>7.4f} {m['gauc_users']:>6d} "
+            f"{m['logloss']:>8.4f} {m['n']:>8d}"
+        )
+    print(f"outputs in {args.out}: metrics.json, predictions.parquet, config.yaml, checkpoints/")
+    sys.stdout.flush()
+    return 0

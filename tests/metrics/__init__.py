@@ -1,0 +1,1 @@
+"""Tests of din_model.metrics against scikit-learn."""
