@@ -1,1 +1,24 @@
-"""tasks package."""
+"""Prefect tasks around ``din_model`` plus all MLflow logging.
+
+``din_model`` knows nothing about orchestration or tracking; this package is
+the seam, one concern per module, so that the flows in ``flows/`` read as a
+list of steps.
+
+Prefect tasks:
+- :mod:`tasks.data`: source resolution, ingestion, validation, feature groups
+  (cached on data fingerprints, retried on I/O); keys in :mod:`tasks.caching`.
+- :mod:`tasks.training`: training and the single test evaluation.
+- :mod:`tasks.run_logging`: the MLflow steps of a run (open, log, register, close).
+
+MLflow and helpers:
+- :mod:`tasks.store`: where the MLflow store lives; one experiment per dataset.
+- :mod:`tasks.tracking`: params, tags, metrics and artifacts by explicit run id.
+- :mod:`tasks.model_logging`, :mod:`tasks.pyfunc_model`, :mod:`tasks.pyfunc_definition`:
+  the registered pyfunc model that scores pandas frames.
+- :mod:`tasks.registry`: ``din-<dataset>`` and the ``champion`` rule.
+- :mod:`tasks.reproduce`: what ``din rerun`` reads and checks.
+- :mod:`tasks.plots`, :mod:`tasks.comparison`: figures and the ablation table.
+- :mod:`tasks.git_info`, :mod:`tasks.paths`: code version and folders.
+
+Importing this package itself is cheap: the submodules load Prefect and MLflow.
+"""

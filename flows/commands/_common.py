@@ -1,0 +1,98 @@
+"""Helpers shared by the pipeline commands (this module adds no command itself)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+from typing import Any
+
+from din_model.config import MODEL_NAMES
+
+DATASETS = ("amazon", "movielens", "taobao")
+MODELS = MODEL_NAMES
+REGULARIZERS = ("none", "l2", "dropout", "filter", "difacto", "mba")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument(
+        "--source",
+        default="auto",
+        help="folder with the raw files, 'synthetic' (Amazon-format data from `din synth`) or "
+        "'auto' (data/raw/<dataset> if present, else synthetic); default auto",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, as for `din train` (repeatable), e.g. train.epochs=2",
+    )
+    parser.add_argument("--config", dest="config_file", help="a YAML config file or preset name")
+    parser.add_argument("--max-len", type=int, help="history length of the prepared samples")
+    parser.add_argument(
+        "--synthetic-scale",
+        type=float,
+        default=None,
+        help="scale of generated data for source synthetic/auto (default 0.01 x Electronics)",
+    )
+    parser.add_argument("--work-dir", help="caches and run folders (default outputs/pipeline)")
+
+
+def prepare_prefect() -> None:
+    """Environment defaults, and a clear stop when ``PREFECT_API_URL`` points nowhere."""
+    from din_model.errors import ConfigError
+    from flows.runtime import apply_prefect_defaults, server_healthy
+
+    apply_prefect_defaults()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
+    url = os.environ.get("PREFECT_API_URL")
+    if url and not server_healthy(url):
+        raise ConfigError(
+            f"PREFECT_API_URL is {url} but no Prefect server answers there. Start it "
+            "(`prefect server start --host 127.0.0.1`) or unset PREFECT_API_URL to run on "
+            "Prefect's temporary local server."
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "   n/a" if math.isnan(float(value)) else f"{float(value):.4f}"
+    return str(value)
+
+
+def results_table(summary: dict[str, Any]) -> str:
+    """The human summary of one din-train run."""
+    valid, test = summary.get("valid", {}), summary.get("test", {})
+    lines = [
+        f"din-train {summary['dataset']} / {summary['model']} (regulariser "
+        f"{summary['regularizer']}), seed {summary['seed']}",
+        f"data: {summary['source']} ({summary['data_source']}, {summary['data_fingerprint']})",
+        "",
+        f"{'':8}{'AUC':>8}{'GAUC':>8}{'LogLoss':>9}",
+        f"{'valid':8}{_fmt(valid.get('valid_auc')):>8}{_fmt(valid.get('valid_gauc')):>8}"
+        f"{_fmt(valid.get('valid_logloss')):>9}   (best epoch {summary.get('best_epoch')})",
+        f"{'test':8}{_fmt(test.get('auc')):>8}{_fmt(test.get('gauc')):>8}"
+        f"{_fmt(test.get('logloss')):>9}   ({test.get('gauc_users', '?')} users in GAUC)",
+        "",
+    ]
+    registry = summary.get("registry") or {}
+    if registry.get("registered_model"):
+        status = "champion" if registry.get("promoted") else "not promoted"
+        lines.append(
+            f"model: {registry['registered_model']} v{registry.get('version')} - {status}: "
+            f"{registry.get('decision')}"
+        )
+    lines.append(f"MLflow run {summary['run_id']} in {summary['tracking_uri']}")
+    return "\n".join(lines)
+
+
+def ui_hint(summary: dict[str, Any]) -> str:
+    experiment = summary.get("experiment_id")
+    url = "http://127.0.0.1:5000"
+    if experiment is not None:
+        url += f"/#/experiments/{experiment}/runs/{summary['run_id']}"
+    return f"Open the MLflow UI:  .venv/bin/din ui   (or: make ui), then {url}"

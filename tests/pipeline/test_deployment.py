@@ -1,0 +1,153 @@
+"""A real Prefect server, ``din serve`` for one deployment, ``prefect deployment run``, Completed.
+
+Also: with ``PREFECT_API_URL`` pointing at nothing, ``din serve`` says how to
+start a server instead of printing a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _pipeline_support import PREPARE_MAX_LEN, TINY_CONFIG, free_port
+
+from flows.runtime import server_healthy, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _stop(process: subprocess.Popen, timeout: float = 60) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+@pytest.mark.slow
+def test_serve_and_trigger_a_deployment(
+    movielens_100k: Path, mlflow_store: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL=url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        MLFLOW_TRACKING_URI=mlflow_store,
+        DIN_WORK_DIR=str(tmp_path / "work"),
+        DIN_DATA_DIR=str(tmp_path / "data"),
+    )
+    env.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
+    with server_log.open("wb") as log:
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env={k: v for k, v in env.items() if k != "PREFECT_API_URL"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    serve = None
+    try:
+        assert wait_until(lambda: server_healthy(url), 120), _tail(server_log)
+        with serve_log.open("wb") as log:
+            serve = subprocess.Popen(
+                [str(BIN / "din"), "serve", "--datasets", "movielens", "--cron", "0 4 * * *"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+
+        def listed() -> bool:
+            shown = subprocess.run(
+                [str(BIN / "prefect"), "deployment", "ls"], env=env, capture_output=True
+            )
+            return b"din-train/movielens" in shown.stdout
+
+        assert wait_until(listed, 120, interval=2), _tail(serve_log)
+
+        params = {
+            "source": str(movielens_100k),
+            "config_file": str(TINY_CONFIG),
+            "max_len": PREPARE_MAX_LEN,
+            "seed": 5,
+        }
+        started = time.monotonic()
+        triggered = subprocess.run(
+            [
+                str(BIN / "prefect"),
+                "deployment",
+                "run",
+                "din-train/movielens",
+                "--params",
+                json.dumps(params),
+                "--watch",
+                "--watch-timeout",
+                "300",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=330,
+        )
+        output = triggered.stdout + triggered.stderr
+        assert triggered.returncode == 0, output + _tail(serve_log)
+        assert "Completed" in output, output
+        assert time.monotonic() - started < 300
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=mlflow_store)
+        experiment = client.get_experiment_by_name("din-movielens")
+        (run,) = client.search_runs([experiment.experiment_id])
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["seed"] == "5"
+        assert client.get_model_version_by_alias("din-movielens", "champion").run_id == (
+            run.info.run_id
+        )
+        deployment = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "inspect", "din-train/movielens"],
+            env=env,
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "0 4 * * *" in deployment
+    finally:
+        if serve is not None:
+            assert _stop(serve) is not None
+        _stop(server)
+    assert serve.returncode in (0, -signal.SIGINT, 130), _tail(serve_log)
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    env = dict(os.environ, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    done = subprocess.run(
+        [str(BIN / "din"), "serve", "--datasets", "amazon"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "No Prefect server answers" in done.stdout
+    assert "prefect server start --host 127.0.0.1" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr

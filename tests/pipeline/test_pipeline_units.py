@@ -1,0 +1,121 @@
+"""Fast checks of the pure parts of the pipeline: input padding of the served model, the
+ablation table, the grid, the rerun data check, config flattening and store paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.pyfunc_model import InputError, padded_sequence, sparse_ids
+
+
+def test_histories_keep_the_most_recent_events_and_pad_right() -> None:
+    column = pd.Series(
+        [[5, 6, 7, 8, 9], [3], [], None, np.array([4, 5, 0, 0, 0, 0]), [2, 0, 4]], dtype=object
+    )
+    out = padded_sequence(column, "hist_item_id", vocab_size=20, max_len=3)
+    np.testing.assert_array_equal(
+        out,
+        [[7, 8, 9], [3, 0, 0], [0, 0, 0], [0, 0, 0], [4, 5, 0], [2, 0, 4]],
+    )
+
+
+def test_out_of_vocabulary_ids_map_to_oov() -> None:
+    out = padded_sequence(pd.Series([[2, 25, -3]]), "hist", vocab_size=10, max_len=4)
+    np.testing.assert_array_equal(out, [[2, 1, 1, 0]])
+    ids = sparse_ids(pd.Series([4.0, None, 99, 0]), "item_id", vocab_size=10)
+    np.testing.assert_array_equal(ids, [4, 1, 1, 1])
+
+
+def test_non_id_input_is_refused_with_the_column_name() -> None:
+    with pytest.raises(InputError, match="hist_cate_id"):
+        padded_sequence(pd.Series([["a", "b"]]), "hist_cate_id", vocab_size=10, max_len=4)
+    with pytest.raises(InputError, match="item_id"):
+        sparse_ids(pd.Series([1.5]), "item_id", vocab_size=10)
+
+
+def test_comparison_table_mean_spread_and_relaimpr_per_seed() -> None:
+    from tasks.comparison import CellResult, comparison_markdown, comparison_table
+
+    results = [
+        CellResult("base", "none", 1, 0.70, 0.60, 0.60),
+        CellResult("din", "none", 1, 0.72, 0.65, 0.58),
+        CellResult("base", "none", 2, 0.71, 0.70, 0.60),
+        CellResult("din", "none", 2, 0.73, 0.74, 0.57),
+        CellResult("din", "mba", 1, 0.74, 0.66, 0.56),
+    ]
+    table = comparison_table(results)
+    rows = {row["cell"]: row for row in table.iter_rows(named=True)}
+    assert list(rows) == ["base", "din", "din+mba"]
+    din = rows["din"]
+    assert din["seeds"] == 2
+    assert din["gauc_mean"] == pytest.approx(0.695)
+    assert din["gauc_std"] == pytest.approx(np.std([0.65, 0.74], ddof=1))
+    per_seed = [(0.65 - 0.5) / (0.60 - 0.5) * 100 - 100, (0.74 - 0.5) / (0.70 - 0.5) * 100 - 100]
+    assert din["relaimpr_mean"] == pytest.approx(np.mean(per_seed))
+    assert rows["base"]["relaimpr_mean"] == pytest.approx(0.0)
+    assert rows["din+mba"]["logloss_std"] == 0.0
+    markdown = comparison_markdown(table)
+    assert "| din | mba | 1 | 0.7400 ± 0.0000 |" in markdown
+
+
+def test_comparison_without_base_model_has_no_relaimpr() -> None:
+    from tasks.comparison import CellResult, comparison_markdown, comparison_table
+
+    table = comparison_table([CellResult("din", "none", 1, 0.7, 0.7, 0.6)])
+    assert table["relaimpr_mean"].to_list() == [None]
+    assert "n/a" in comparison_markdown(table)
+
+
+def test_default_ablation_grid_is_the_papers_comparison() -> None:
+    from flows.ablation_flow import PAPER_MODELS, PAPER_REGULARIZERS, grid_cells
+
+    cells = grid_cells(list(PAPER_MODELS), list(PAPER_REGULARIZERS), False, "din")
+    assert cells[:7] == [(m, "none") for m in PAPER_MODELS]
+    assert cells[7:] == [("din", r) for r in ("dropout", "filter", "difacto", "mba")]
+    crossed = grid_cells(["base", "din"], ["none", "l2"], True, "din")
+    assert crossed == [("base", "none"), ("base", "l2"), ("din", "none"), ("din", "l2")]
+
+
+def test_manifest_differences_name_each_file(tmp_path: Path) -> None:
+    from tasks.data import file_manifest, manifest_fingerprint
+    from tasks.reproduce import manifest_differences
+
+    (tmp_path / "a.txt").write_text("one")
+    (tmp_path / "b.txt").write_text("two")
+    before = file_manifest(tmp_path)
+    (tmp_path / "a.txt").write_text("ONE!")
+    (tmp_path / "b.txt").unlink()
+    (tmp_path / "c.txt").write_text("new")
+    after = file_manifest(tmp_path)
+    assert manifest_fingerprint(before) != manifest_fingerprint(after)
+    lines = manifest_differences(before, after)
+    assert lines[0].startswith("changed: a.txt (size 3 -> 4")
+    assert lines[1:] == ["missing: b.txt", "new file: c.txt"]
+
+
+def test_config_flattening_for_mlflow_params() -> None:
+    from tasks.tracking import flatten_config
+
+    flat = flatten_config(
+        {"model": {"mlp_hidden": [200, 80], "embedding_dims": {}, "x": None, "flag": True}}
+    )
+    assert flat == {
+        "model.mlp_hidden": "[200, 80]",
+        "model.embedding_dims": "{}",
+        "model.x": "null",
+        "model.flag": "true",
+    }
+
+
+def test_sqlite_store_paths() -> None:
+    from tasks.store import artifact_root, sqlite_path
+
+    assert sqlite_path("sqlite:////tmp/store/mlflow.db") == Path("/tmp/store/mlflow.db")
+    assert sqlite_path("sqlite:///rel/mlflow.db") == Path.cwd() / "rel" / "mlflow.db"
+    assert sqlite_path("http://127.0.0.1:5000") is None
+    assert artifact_root("sqlite:////tmp/store/mlflow.db") == Path("/tmp/store/artifacts")
+    assert artifact_root("http://127.0.0.1:5000") is None
