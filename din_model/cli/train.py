@@ -11,11 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from din_model.config import MODEL_NAMES, resolve_config
 from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DataError
-from din_model.regularizers import REGULARIZER_NAMES
-from din_model.training import train_and_evaluate
+from din_model.names import MODEL_NAMES, REGULARIZER_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # imported here so that building the `din` parser does not load torch
+    from din_model.config import resolve_config
+    from din_model.training import train_and_evaluate
+
     if args.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model '{args.model}'; choose one of {', '.join(MODEL_NAMES)}")
     if args.reg is not None and args.reg not in REGULARIZER_NAMES:

@@ -42,7 +42,7 @@ from din_model.config.files import (
 from din_model.config.overrides import overrides_to_tree
 from din_model.config.tree import deep_merge, iter_leaves, set_dotted
 from din_model.errors import ConfigError
-from din_model.models import MODEL_NAMES
+from din_model.names import MODEL_NAMES
 
 logger = logging.getLogger(__name__)
 

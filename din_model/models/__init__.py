@@ -20,8 +20,7 @@ from din_model.models.lr import LogisticRegression
 from din_model.models.options import ModelOptions
 from din_model.models.pnn import PNN
 from din_model.models.wide_deep import WideDeep
-
-MODEL_NAMES = ("lr", "base", "wide_deep", "pnn", "deepfm", "din", "din_dice")
+from din_model.names import MODEL_NAMES
 
 _MODEL_CLASSES: dict[str, type[CTRModel]] = {
     "lr": LogisticRegression,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from din_model.errors import ConfigError
+from din_model.names import REGULARIZER_NAMES
 from din_model.regularizers.base import Regularizer
 from din_model.regularizers.difacto import DiFactoL2
 from din_model.regularizers.dropout import FeatureIdDropout
@@ -26,7 +27,6 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
     "difacto": DiFactoL2,
     "mba": MiniBatchAware,
 }
-REGULARIZER_NAMES = tuple(REGULARIZERS)
 
 __all__ = ["REGULARIZERS", "REGULARIZER_NAMES", "IdRemapModel", "Regularizer", "build_regularizer"]
 

@@ -8,7 +8,7 @@ import math
 import os
 from typing import Any
 
-from din_model.config import MODEL_NAMES
+from din_model.names import MODEL_NAMES
 
 DATASETS = ("amazon", "movielens", "taobao")
 MODELS = MODEL_NAMES

@@ -193,3 +193,13 @@ def test_default_yaml_documents_every_key_and_builds(name):
     model = build_model(name, toy_feature_map(), {})
     assert set(model.model_config) == set(keys)
     copy.deepcopy(model)(random_batch(4, 3))
+
+
+def test_cli_name_lists_match_the_registries() -> None:
+    """The torch-free name lists used by the CLI must list exactly what the registries build."""
+    from din_model import names
+    from din_model.models import _MODEL_CLASSES
+    from din_model.regularizers import REGULARIZERS
+
+    assert set(names.MODEL_NAMES) == set(_MODEL_CLASSES)
+    assert set(names.REGULARIZER_NAMES) == set(REGULARIZERS)
