@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from din_model.cli._main import run
 
-COMMAND_PACKAGES = ("din_model.cli", "flows.commands")
+COMMAND_PACKAGES = ("din_model.cli", "flows.commands", "bench.commands")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

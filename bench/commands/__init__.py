@@ -1,0 +1,1 @@
+"""Benchmark sub-commands of ``din`` (``din bench``); each module defines ``register(subparsers)``."""
