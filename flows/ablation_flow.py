@@ -25,9 +25,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from din_model.names import DATASETS
 from flows.steps import DataOutcome, run_data_steps, run_training_steps
-from flows.train_flow import DATASETS, check_choice, flow_run_id, resolve_run_config, run_name
+from flows.train_flow import flow_run_id, run_name
 from tasks.comparison import CellResult
+from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
 from tasks.git_info import git_info
 from tasks.paths import work_root

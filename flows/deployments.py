@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-DATASETS = ("amazon", "movielens", "taobao")
+from din_model.names import DATASETS
+
 DEFAULT_CRON = "0 3 * * *"
 CRON_ENV = "DIN_RETRAIN_CRON"
 TIMEZONE_ENV = "DIN_RETRAIN_TIMEZONE"

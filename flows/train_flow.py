@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
-from din_model.errors import ConfigError
+from din_model.names import DATASETS
 from flows.steps import run_data_steps, run_training_steps
+from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
 from tasks.git_info import git_info
 from tasks.paths import work_root
@@ -28,32 +28,7 @@ from tasks.reproduce import DataChanged
 from tasks.run_logging import close_run, log_inputs, open_run, tag_run
 from tasks.store import ensure_experiment, tracking_uri
 
-DATASETS = ("amazon", "movielens", "taobao")
-REGULARIZERS = ("none", "l2", "dropout", "filter", "difacto", "mba")
 DEFAULT_SEED = 2024
-
-
-def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {what} '{value}'; choose one of {', '.join(choices)}")
-
-
-@task(name="resolve-config", cache_policy=NO_CACHE)
-def resolve_run_config(
-    model: str,
-    dataset: str,
-    regularizer: str,
-    seed: int,
-    overrides: list[str],
-    config_file: str | None,
-) -> dict[str, Any]:
-    """The same layering as ``din train``; the flow's seed and regulariser win over files."""
-    from din_model.config import MODEL_NAMES, resolve_config
-
-    check_choice("model", model, MODEL_NAMES)
-    check_choice("regulariser", regularizer, REGULARIZERS)
-    forced = [f"train.seed={seed}", f"regularizer.name={regularizer}"]
-    return resolve_config(model, dataset, config_file=config_file, overrides=[*overrides, *forced])
 
 
 def run_name(model: str, regularizer: str, seed: int) -> str:

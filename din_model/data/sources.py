@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from din_model.errors import ConfigError
+from din_model.names import DATASETS
 
-DATASETS = ("amazon", "movielens", "taobao")
 DEFAULT_DEST = Path("data/raw")
 
 AMAZON_2014_BASE = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles"

@@ -8,11 +8,10 @@ import math
 import os
 from typing import Any
 
-from din_model.names import MODEL_NAMES
+from din_model.names import DATASETS, MODEL_NAMES, REGULARIZER_NAMES
 
-DATASETS = ("amazon", "movielens", "taobao")
 MODELS = MODEL_NAMES
-REGULARIZERS = ("none", "l2", "dropout", "filter", "difacto", "mba")
+REGULARIZERS = REGULARIZER_NAMES
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ import argparse
 import logging
 import os
 
-DATASETS = ("amazon", "movielens", "taobao")
+from din_model.names import DATASETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
