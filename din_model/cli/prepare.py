@@ -14,11 +14,11 @@ import resource
 import time
 from pathlib import Path
 
+from din_model.data.hashing import DEFAULT_HASH_SEED, parse_hash_buckets
 from din_model.data.prepare import ON_BAD_LINES, prepare_dataset
+from din_model.names import DATASETS
 
 log = logging.getLogger(__name__)
-
-DATASETS = ("amazon", "movielens", "taobao")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +40,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="error",
         help="error: stop at the first bad line; skip: move bad lines to OUT/rejects/",
     )
+    parser.add_argument(
+        "--hash-buckets",
+        action="append",
+        default=[],
+        metavar="TABLE=BUCKETS",
+        help="hash the ids of TABLE (e.g. item or item_id) into BUCKETS embedding rows instead "
+        "of a vocabulary learned on train; for huge vocabularies (repeatable)",
+    )
+    parser.add_argument(
+        "--hash-seed",
+        type=int,
+        default=DEFAULT_HASH_SEED,
+        help="key of the id hash (recorded in feature_map.json)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -52,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_len=args.max_len,
         on_bad_lines=args.on_bad_lines,
+        hash_buckets=parse_hash_buckets(args.hash_buckets),
+        hash_seed=args.hash_seed,
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     samples = report["samples"]
@@ -70,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
         rate = rates.get(split)
         shown = f"{rate:.3f}" if rate is not None else "-"
         print(f"  {split:5s} {samples[split]:>10,} samples, positive rate {shown}")
+    for table, stats in report.get("hashing", {}).items():
+        seen = stats["train_values"]
+        print(
+            f"  {table} hashed into {stats['buckets']:,} buckets: {seen['values']:,} train values, "
+            f"{seen['collisions']:,} collide ({stats['all_values']['collisions']:,} of "
+            f"{stats['all_values']['values']:,} over all values)"
+        )
     print(
         f"  max_len {report['max_len']}, seed {report['seed']}, {report['fingerprint'][:19]}..., "
         f"{time.perf_counter() - started:.1f} s, peak RSS {peak_mb:,.0f} MB"

@@ -91,6 +91,9 @@ class Vocabulary:
     lookup: np.ndarray  # code -> id (int32), length dictionary.n_codes
     known: np.ndarray  # bool per real code: seen in training
 
+    #: whether ``vocab/<table>.parquet`` is written (hashed tables need no file)
+    has_file = True
+
     @property
     def vocab_size(self) -> int:
         """Rows of the embedding table: padding, OOV and the known values."""
@@ -163,5 +166,7 @@ def write_vocabularies(out: Path, vocabularies: dict[str, Vocabulary], user_key:
     folder = out / VOCAB_DIR
     folder.mkdir(parents=True, exist_ok=True)
     for table, vocabulary in vocabularies.items():
+        if not vocabulary.has_file:
+            continue
         vocabulary.frame().write_parquet(folder / f"{table}.parquet")
     user_key.frame().write_parquet(folder / f"{USER_KEY_TABLE}.parquet")

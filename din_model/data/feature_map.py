@@ -34,12 +34,21 @@ Group = Literal["user_profile", "behaviour", "ad", "context"]
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One embedding vocabulary; several features may share it."""
+    """One embedding vocabulary; several features may share it.
+
+    A *hashed* table (``hash_buckets`` set, see :mod:`din_model.data.hashing`)
+    maps a raw value to ``2 + hash(raw) mod hash_buckets`` with the recorded
+    function and seed instead of a learned vocabulary; its ``vocab_size`` is
+    ``2 + hash_buckets``. Maps written before hashing existed load unchanged.
+    """
 
     name: str
     vocab_size: int
     padding_id: int = PADDING_ID
     oov_id: int = OOV_ID
+    hash_buckets: int | None = None
+    hash_function: str | None = None
+    hash_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,14 @@ class FeatureMap:
     def check(self, source: str | Path = FEATURE_MAP_FILE) -> None:
         """Reject maps whose features name unknown tables, groups or targets."""
         names = {f.name for f in self.features}
+        for table in self.tables.values():
+            if table.hash_buckets is not None and table.vocab_size != 2 + table.hash_buckets:
+                raise DataError(
+                    source,
+                    f"vocab_size = 2 + hash_buckets ({2 + table.hash_buckets}) for a hashed table",
+                    column=table.name,
+                    got=str(table.vocab_size),
+                )
         for spec in self.features:
             if spec.group not in GROUPS:
                 raise DataError(source, f"group in {GROUPS}", column=spec.name, got=spec.group)

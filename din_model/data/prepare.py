@@ -23,6 +23,7 @@ from typing import Any
 from din_model.data.coded import code_canonical
 from din_model.data.encoding import write_vocabularies
 from din_model.data.feature_map import FEATURE_MAP_FILE, SPLITS
+from din_model.data.hashing import DEFAULT_HASH_SEED, check_buckets, resolve_hash_tables
 from din_model.data.protocols import run_protocol
 from din_model.data.samples import PreparedData, assemble
 from din_model.data.schema import UNKNOWN_CATEGORY, CanonicalData
@@ -72,11 +73,21 @@ def validate_canonical(data: CanonicalData) -> dict[str, Any]:
 
 
 def build_samples(
-    data: CanonicalData, *, seed: int = 42, max_len: int | None = None
+    data: CanonicalData,
+    *,
+    seed: int = 42,
+    max_len: int | None = None,
+    hash_buckets: dict[str, int] | None = None,
+    hash_seed: int = DEFAULT_HASH_SEED,
 ) -> PreparedData:
-    """Sample with the layout's protocol, learn train vocabularies, encode the three splits."""
+    """Sample with the layout's protocol, learn train vocabularies, encode the three splits.
+
+    ``hash_buckets`` ({table or table without ``_id``: buckets}) hashes those
+    tables into a fixed number of ids instead (:mod:`din_model.data.hashing`).
+    """
     spec = spec_for_layout(data.layout)
     max_len = spec.max_len if max_len is None else _checked_max_len(max_len)
+    hashed = resolve_hash_tables(hash_buckets, spec.tables)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     coded = code_canonical(data, spec)
@@ -92,6 +103,8 @@ def build_samples(
         layout=data.layout,
         max_len=max_len,
         synthetic=data.synthetic,
+        hash_buckets=hashed,
+        hash_seed=hash_seed,
     )
     timings["assemble"] = _timed("assemble splits", started)
     prepared.timings.update(timings)
@@ -187,8 +200,13 @@ def prepare_dataset(
     seed: int = 42,
     max_len: int | None = None,
     on_bad_lines: str = "error",
+    hash_buckets: dict[str, int] | None = None,
+    hash_seed: int = DEFAULT_HASH_SEED,
 ) -> dict[str, Any]:
     """The whole chain; returns the prepare report. A failure leaves ``out`` untouched.
+
+    ``hash_buckets`` hashes the named tables into that many ids (see
+    :func:`build_samples`); the report's ``hashing`` section counts collisions.
 
     With ``on_bad_lines="skip"`` the adapters move bad lines to rejects files,
     staged in a hidden sibling of ``out`` and copied to ``OUT/rejects/``.
@@ -199,6 +217,8 @@ def prepare_dataset(
         raise ConfigError(f"--on-bad-lines must be one of {ON_BAD_LINES}, got {on_bad_lines!r}")
     if max_len is not None:
         _checked_max_len(max_len)  # fail before reading anything
+    for table, buckets in (hash_buckets or {}).items():
+        check_buckets(f"hash buckets of {table!r}", buckets)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = None
@@ -209,7 +229,9 @@ def prepare_dataset(
         data = ingest(dataset, source, on_bad_lines=on_bad_lines, rejects_dir=staging)
         ingest_seconds = _timed(f"ingest {dataset} ({data.layout})", started)
         canonical = validate_canonical(data)
-        prepared = build_samples(data, seed=seed, max_len=max_len)
+        prepared = build_samples(
+            data, seed=seed, max_len=max_len, hash_buckets=hash_buckets, hash_seed=hash_seed
+        )
         prepared.timings = {"ingest": ingest_seconds, **prepared.timings}
         prepared.rejects_dir = staging
         samples = validate_samples(prepared)

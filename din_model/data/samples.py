@@ -29,6 +29,12 @@ from din_model.data.encoding import (
     seen_mask,
 )
 from din_model.data.feature_map import OOV_ID, SPLITS, FeatureMap, TableSpec
+from din_model.data.hashing import (
+    DEFAULT_HASH_SEED,
+    HASH_FUNCTION,
+    HashedVocabulary,
+    build_hashed_vocabulary,
+)
 from din_model.data.protocols.base import SPLIT_CODES, HistoryEvents, ProtocolResult, SampleIndex
 from din_model.data.protocols.history import gather_index, list_column, segment_max
 from din_model.data.spec import DERIVED_CONTEXT, DatasetSpec
@@ -93,8 +99,14 @@ def _gather(coded: CodedData, history: HistoryEvents, part: SampleIndex) -> _Spl
     return _SplitCodes(sparse, sequences, offsets, audit)
 
 
-def _train_vocabularies(coded: CodedData, train: _SplitCodes) -> dict[str, Vocabulary]:
-    """One vocabulary per table from the codes its features take in the train split."""
+def _train_vocabularies(
+    coded: CodedData, train: _SplitCodes, hash_buckets: dict[str, int], hash_seed: int
+) -> dict[str, Vocabulary]:
+    """One vocabulary per table from the codes its features take in the train split.
+
+    Tables named in ``hash_buckets`` get a hashed vocabulary instead (every raw
+    value hashed, see :mod:`din_model.data.hashing`).
+    """
     vocabularies = {}
     for table, decls in coded.spec.tables.items():
         dictionary = coded.tables[table]
@@ -102,8 +114,25 @@ def _train_vocabularies(coded: CodedData, train: _SplitCodes) -> dict[str, Vocab
             train.sequences[d.name] if d.kind == "sequence" else train.sparse[d.name] for d in decls
         ]
         seen = seen_mask(dictionary.n_codes, *arrays)
-        vocabularies[table] = build_vocabulary(table, dictionary, seen)
+        if table in hash_buckets:
+            vocabularies[table] = build_hashed_vocabulary(
+                table, dictionary, seen, hash_buckets[table], hash_seed
+            )
+        else:
+            vocabularies[table] = build_vocabulary(table, dictionary, seen)
     return vocabularies
+
+
+def _table_spec(table: str, vocabulary: Vocabulary) -> TableSpec:
+    if isinstance(vocabulary, HashedVocabulary):
+        return TableSpec(
+            table,
+            vocabulary.vocab_size,
+            hash_buckets=vocabulary.buckets,
+            hash_function=HASH_FUNCTION,
+            hash_seed=vocabulary.seed,
+        )
+    return TableSpec(table, vocabulary.vocab_size)
 
 
 def _frame(
@@ -137,15 +166,21 @@ def assemble(
     layout: str,
     max_len: int,
     synthetic: bool,
+    hash_buckets: dict[str, int] | None = None,
+    hash_seed: int = DEFAULT_HASH_SEED,
 ) -> PreparedData:
-    """Encode the protocol's samples into the three split frames and the feature map."""
+    """Encode the protocol's samples into the three split frames and the feature map.
+
+    ``hash_buckets`` (table name -> buckets, names already resolved) hashes
+    those tables instead of learning their vocabularies from train.
+    """
     spec = coded.spec
     samples = result.samples
     parts = {name: samples.take(samples.split == code) for name, code in SPLIT_CODES.items()}
     if len(parts["train"]) == 0:
         raise DataError("<interactions>", "at least one training sample", got="none")
     train_codes = _gather(coded, result.history, parts["train"])
-    vocabularies = _train_vocabularies(coded, train_codes)
+    vocabularies = _train_vocabularies(coded, train_codes, dict(hash_buckets or {}), hash_seed)
     user_key = build_user_key(coded.users, samples.user)
 
     splits: dict[str, pl.DataFrame] = {}
@@ -166,7 +201,7 @@ def assemble(
         dataset=dataset,
         protocol=spec.protocol,
         max_len=max_len,
-        tables={t: TableSpec(t, v.vocab_size) for t, v in vocabularies.items()},
+        tables={t: _table_spec(t, v) for t, v in vocabularies.items()},
         features=spec.feature_specs(),
         synthetic=synthetic,
         splits={name: len(frame) for name, frame in splits.items()},
@@ -193,6 +228,9 @@ def assemble(
             for name, frame in splits.items()
         },
         "omitted_features": coded.omitted_features,
+        "hashing": {
+            t: v.stats() for t, v in vocabularies.items() if isinstance(v, HashedVocabulary)
+        },
         **result.report,
     }
     return PreparedData(
