@@ -1,1 +1,4 @@
-"""Benchmark sub-commands of ``din`` (``din bench``); each module defines ``register(subparsers)``."""
+"""Benchmark sub-commands of ``din`` (``din bench``).
+
+Each module defines ``register(subparsers)``.
+"""

@@ -3,6 +3,10 @@
 Writes into ``--out``: metrics.json, predictions.parquet, checkpoints/ (last.pt
 each epoch, best.pt) and config.yaml (the resolved configuration). Running the
 same command again after a kill resumes from checkpoints/last.pt.
+
+Data-parallel training on several processes (gloo on CPU, nccl on GPUs):
+  torchrun --standalone --nproc-per-node 2 -m din_model.cli train --data D --model din --out O
+train.batch_size stays the global batch; rank 0 writes every output.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def run_train(args: argparse.Namespace) -> int:
     # imported here so that building the `din` parser does not load torch
     from din_model.config import resolve_config
     from din_model.training import train_and_evaluate
+    from din_model.training.distributed import is_main_process, process_group
 
     if args.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model '{args.model}'; choose one of {', '.join(MODEL_NAMES)}")
@@ -70,9 +75,13 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(
         args.model, feature_map.dataset, config_file=args.config, overrides=args.overrides
     )
-    result = train_and_evaluate(
-        args.data, args.out, args.model, args.reg, config, resume=not args.restart
-    )
+    # under torchrun (WORLD_SIZE > 1) every process joins the group; alone, nothing changes
+    with process_group(config["train"]["device"]):
+        result = train_and_evaluate(
+            args.data, args.out, args.model, args.reg, config, resume=not args.restart
+        )
+        if not is_main_process():
+            return 0
     valid, test = result.metrics["valid"], result.metrics["test"]
     rows = [("valid", valid), ("test", test)]
     print(

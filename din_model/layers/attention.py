@@ -18,7 +18,8 @@ layout (one ``nn.Linear`` over the concatenation), so the model is the official 
 parameter for parameter.
 
 Padding: in the ``packed`` mode (the default, ``diff_prod`` only) the MLP runs on the
-valid positions alone (no work for padding, and Dice sees exactly the valid rows);
+valid positions alone (no work for padding, and Dice sees exactly the valid rows;
+:meth:`AttentionPooling.pool_rows` takes rows that were never padded at all);
 otherwise it runs on (B, L, H) with the mask passed to Dice. Either way the pooling sets
 the weight of every padded position to exactly 0 with a mask, never by adding a large
 negative number. Weights are not normalised by default (the paper: the sum keeps the
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from din_model.errors import ConfigError
 from din_model.layers.activations import apply_activation, make_activation
 from din_model.layers.mlp import MLP
+from din_model.layers.packing import PackedPositions, pack_positions
 from din_model.layers.pooling import weighted_sum
 
 ATTENTION_INPUTS = ("diff_prod", "outer")
@@ -143,18 +145,26 @@ class LocalActivationUnit(nn.Module):
             hidden = self.input_dropout(hidden)
         return hidden
 
+    def row_scores(
+        self, keys: Tensor, query: Tensor, sample: Tensor, valid: Tensor | None = None
+    ) -> Tensor:
+        """Packed form: keys (N, D) of valid positions, ``sample`` (N,) their row -> (N,).
+
+        ``valid`` flags the real rows when the rows are padded to a fixed capacity:
+        only they enter Dice's statistics (the filler rows' scores are the caller's to
+        discard).
+        """
+        if not isinstance(self.input_layer, DiffProductInput):
+            raise ConfigError("the packed activation unit needs attention_input: diff_prod")
+        hidden = self._activate(self.input_layer.rows(keys, query, sample), valid)
+        return self.mlp(hidden, valid).squeeze(-1)
+
     def _packed_scores(self, keys: Tensor, query: Tensor, mask: Tensor) -> Tensor:
         """Run the MLP on the valid positions only and scatter the scores back."""
-        batch, length, dim = keys.shape
-        positions = mask.reshape(-1).nonzero().squeeze(1)  # row-major: (b, j) -> b * L + j
-        if positions.numel() == 0:
-            return keys.new_zeros(batch, length)
-        sample = torch.div(positions, length, rounding_mode="floor")
-        key_rows = keys.reshape(batch * length, dim).index_select(0, positions)
-        hidden = self._activate(self.input_layer.rows(key_rows, query, sample), None)
-        valid_scores = self.mlp(hidden).squeeze(-1)
-        scores = valid_scores.new_zeros(batch * length).index_copy(0, positions, valid_scores)
-        return scores.view(batch, length)
+        packed = pack_positions(mask)
+        if packed.rows == 0:
+            return keys.new_zeros(mask.shape)
+        return packed.scatter(self.row_scores(packed.gather(keys), query, packed.sample))
 
 
 def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
@@ -190,6 +200,27 @@ class AttentionPooling(nn.Module):
     def forward(self, keys: Tensor, query: Tensor, mask: Tensor) -> Tensor:
         """(B, D) interest vector of each sample with respect to its candidate."""
         return weighted_sum(keys, self.weights(keys, query, mask))
+
+    def row_weights(
+        self, rows: Tensor, query: Tensor, packed: PackedPositions, mask: Tensor
+    ) -> Tensor:
+        """(N,) weights of packed rows (``unit`` must offer ``row_scores``); 0 for filler rows."""
+        scores = self.unit.row_scores(rows, query, packed.sample, packed.valid)
+        if self.softmax:
+            return packed.gather(masked_softmax(packed.scatter(scores), mask))
+        if packed.valid is not None:
+            scores = scores * packed.valid.to(scores.dtype)
+        return scores
+
+    def pool_rows(
+        self, rows: Tensor, query: Tensor, packed: PackedPositions, mask: Tensor
+    ) -> Tensor:
+        """The interest vectors from packed rows: sum over each sample's rows, (B, D).
+
+        ``rows`` (N, D) are the behaviour vectors of the packed positions (``mask``
+        (B, L) is the grid they came from); the padding is never materialised.
+        """
+        return packed.pool(rows, self.row_weights(rows, query, packed, mask))
 
     def extra_repr(self) -> str:
         return f"softmax={self.softmax}"

@@ -62,27 +62,37 @@ class Dice(nn.Module):
             centered = x - self.running_mean
             var = self.running_var
         p = torch.sigmoid(centered * torch.rsqrt(var + self.eps))
+        alpha = self.alpha if p.dtype == self.alpha.dtype else self.alpha.to(p.dtype)
         # p*x + (1-p)*alpha*x == x * (alpha + p * (1 - alpha)): one multiply fewer.
-        return x * torch.lerp(self.alpha, torch.ones_like(self.alpha), p)
+        return x * torch.lerp(alpha, torch.ones_like(alpha), p)
 
     def _batch_centered(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """(x - batch mean, batch variance), and the moving averages updated in passing."""
-        flat = x.reshape(-1, self.num_features)
-        if mask is None:
-            mean = flat.mean(0)
-            centered = x - mean
-            var = centered.reshape(-1, self.num_features).square().mean(0)
-            has_valid = None
-        else:
-            # Weighted by the 0/1 mask as a matrix-vector product: no copy of the valid rows.
-            weight = mask.reshape(-1).to(x.dtype)
-            count = weight.sum()
-            denominator = count.clamp_min(1.0)
-            mean = (weight @ flat) / denominator
-            centered = x - mean
-            var = (weight @ centered.reshape(-1, self.num_features).square()) / denominator
-            has_valid = count > 0
+        """(x - batch mean, batch variance), and the moving averages updated in passing.
+
+        The statistics are always float32 (under bf16 autocast too, where a bf16 mean
+        would keep three digits); the centred values come back in ``x``'s dtype.
+        """
+        low_precision = x.dtype != self.running_mean.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            stats_input = x.to(self.running_mean.dtype) if low_precision else x
+            flat = stats_input.reshape(-1, self.num_features)
+            if mask is None:
+                mean = flat.mean(0)
+                centered = stats_input - mean
+                var = centered.reshape(-1, self.num_features).square().mean(0)
+                has_valid = None
+            else:
+                # Weighted by the 0/1 mask as a matrix-vector product: no copy of the valid rows.
+                weight = mask.reshape(-1).to(flat.dtype)
+                count = weight.sum()
+                denominator = count.clamp_min(1.0)
+                mean = (weight @ flat) / denominator
+                centered = stats_input - mean
+                var = (weight @ centered.reshape(-1, self.num_features).square()) / denominator
+                has_valid = count > 0
         self._update_running(mean.detach(), var.detach(), has_valid)
+        if low_precision:
+            return x - mean.to(x.dtype), var.to(x.dtype)
         return centered, var
 
     @torch.no_grad()

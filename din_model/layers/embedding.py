@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from din_model.data.feature_map import FeatureMap
 from din_model.errors import ConfigError
+from din_model.layers.packing import PackedPositions
 from din_model.layers.pooling import sequence_mask
 
 
@@ -44,6 +45,16 @@ def resolve_embedding_dims(
             )
         dims[table] = dim
     return dims
+
+
+def _ids(batch: Mapping[str, Tensor], name: str) -> Tensor:
+    try:
+        return batch[name]
+    except KeyError:
+        raise ConfigError(
+            f"the batch has no input {name!r}, which the feature map declares; "
+            f"batch keys: {sorted(batch)}"
+        ) from None
 
 
 @dataclass
@@ -108,11 +119,36 @@ class FeatureEmbedding(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> EmbeddedBatch:
         sparse, sparse_w = self._lookup_all(batch, self.sparse_names)
         sequences, sequence_w = self._lookup_all(batch, self.sequence_names)
+        return EmbeddedBatch(sparse, sequences, self.sequence_mask(batch), sparse_w, sequence_w)
+
+    def sequence_mask(self, batch: Mapping[str, Tensor]) -> Tensor | None:
+        """(B, L) valid behaviour positions (any sequence id not padding); None without any."""
         mask = None
         for name in self.sequence_names:
-            valid = sequence_mask(batch[name], self._padding_id[self.feature_table[name]])
+            valid = sequence_mask(_ids(batch, name), self._padding_id[self.feature_table[name]])
             mask = valid if mask is None else mask | valid
-        return EmbeddedBatch(sparse, sequences, mask, sparse_w, sequence_w)
+        return mask
+
+    def lookup(self, batch: Mapping[str, Tensor], names: list[str]) -> dict[str, Tensor]:
+        """The vectors (first-order column dropped) of the features ``names``."""
+        return self._lookup_all(batch, names)[0]
+
+    def lookup_packed(
+        self, batch: Mapping[str, Tensor], packed: PackedPositions
+    ) -> dict[str, Tensor]:
+        """Sequence feature -> (N, d) vectors of the packed positions only.
+
+        The ids are gathered first and only they are looked up, so neither the padded
+        (B, L, d) tensor nor its gradient is ever built. Filler rows (a capacity) get
+        the padding id, whose row is zero.
+        """
+        vectors = {}
+        for name in self.sequence_names:
+            table = self.feature_table[name]
+            ids = packed.gather(batch[name], fill=self._padding_id[table])
+            full = self.tables[table](ids)
+            vectors[name] = full[..., :-1] if self.linear_column else full
+        return vectors
 
     def _lookup_all(
         self, batch: Mapping[str, Tensor], names: list[str]
@@ -120,14 +156,7 @@ class FeatureEmbedding(nn.Module):
         vectors: dict[str, Tensor] = {}
         weights: dict[str, Tensor] = {}
         for name in names:
-            try:
-                ids = batch[name]
-            except KeyError:
-                raise ConfigError(
-                    f"the batch has no input {name!r}, which the feature map declares; "
-                    f"batch keys: {sorted(batch)}"
-                ) from None
-            full = self.table_of(name)(ids)
+            full = self.table_of(name)(_ids(batch, name))
             if self.linear_column:
                 vectors[name] = full[..., :-1]
                 weights[name] = full[..., -1]

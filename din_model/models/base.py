@@ -22,6 +22,7 @@ from din_model.errors import ConfigError
 from din_model.layers.activations import ACTIVATIONS
 from din_model.layers.embedding import EmbeddedBatch, FeatureEmbedding, resolve_embedding_dims
 from din_model.layers.mlp import MLP
+from din_model.layers.packing import PACKED_ROWS_KEY, PackedPositions, pack_positions
 from din_model.layers.pooling import SequencePooling
 from din_model.models.options import ModelOptions
 
@@ -42,11 +43,34 @@ class CTRModel(nn.Module):
         self.sparse_names = [f.name for f in feature_map.sparse_features]
         self.sequence_names = [f.name for f in feature_map.sequence_features]
         self.target_names = [f.target for f in feature_map.sequence_features]
+        self.packed_capacity: int | None = None
 
     def forward(self, batch: Batch) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- what the trainer and the regularisers use ---------------------------------
+    def packs_rows(self) -> bool:
+        """Whether the forward pass packs the valid behaviour positions (DIN, sum pooling)."""
+        return False
+
+    def set_packed_capacity(self, capacity: int | None) -> bool:
+        """Pad the packed behaviour positions of every batch to ``capacity`` rows.
+
+        None (the default) packs each batch to its own size. The trainer's
+        fixed-shape mode (CUDA graphs) sets a capacity, which must be at least the
+        valid positions of any batch. Returns whether this model packs at all
+        (the others have shapes fixed by the batch already).
+        """
+        self.packed_capacity = capacity
+        return self.packs_rows()
+
+    def packed_positions(self, batch: Batch, mask: Tensor) -> PackedPositions:
+        """The batch's valid positions, packed to the capacity, the batch's count or exactly."""
+        capacity = self.packed_capacity
+        if capacity is None and PACKED_ROWS_KEY in batch:
+            capacity = int(batch[PACKED_ROWS_KEY])  # a CPU scalar: no device read-back
+        return pack_positions(mask, capacity)
+
     def embedding_tables(self) -> dict[str, nn.Embedding]:
         """Table name (as in ``feature_map.tables``) -> its ``nn.Embedding``."""
         return dict(self.embedding.tables.items())

@@ -24,9 +24,10 @@ from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import DataError
 from din_model.io.atomic import atomic_output_file, write_json_atomic
 from din_model.regularizers import build_regularizer
+from din_model.training import distributed
 from din_model.training.checkpoint import load_checkpoint
 from din_model.training.device import resolve_device
-from din_model.training.evaluate import EvalResult, predictions_frame, score_split
+from din_model.training.evaluate import EvalResult, predictions_frame
 from din_model.training.model_factory import create_model
 from din_model.training.session import (
     CONFIG_FILE,
@@ -145,7 +146,7 @@ def evaluate_checkpoint(
     payload = load_checkpoint(checkpoint)
     if device is None:
         device = "cpu" if payload["config"]["train"]["device"] == "cpu" else "auto"
-    payload_device = resolve_device(device)
+    payload_device = distributed.rank_device(resolve_device(device))
     model, feature_map, config = _model_from_payload(payload, checkpoint, payload_device)
     if not _same_features(data_map, feature_map):
         raise DataError(
@@ -156,7 +157,8 @@ def evaluate_checkpoint(
     train_cfg = config["train"]
     tensors = load_prepared_split(data_dir, split, feature_map, train_cfg.get("max_len"))
     size = int(batch_size or train_cfg["eval_batch_size"])
-    metrics, scores = score_split(model, tensors, size, device=payload_device)
+    # inside a process group every rank scores a shard and rank 0 computes the metrics
+    metrics, scores = distributed.score(model, tensors, size, device=payload_device)
     return EvalResult(
         split=split,
         metrics=metrics,
@@ -180,6 +182,8 @@ def train_and_evaluate(
     Writes ``metrics.json`` (validation of the chosen epoch and test AUC,
     GAUC, LogLoss, GAUC users, best epoch, history) and
     ``predictions.parquet`` (user_id, label, score of every test sample).
+    Under torchrun (a process group) only rank 0 writes; every rank returns
+    the same metrics.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not (data_dir / "test.parquet").is_file():
@@ -198,8 +202,9 @@ def train_and_evaluate(
     device = result.config["train"]["device"]
     test = evaluate_checkpoint(result.best_checkpoint, data_dir, "test", device=device)
     predictions_path = out_dir / PREDICTIONS_FILE
-    with atomic_output_file(predictions_path) as tmp:
-        test.predictions.write_parquet(tmp)
+    if distributed.is_main_process():
+        with atomic_output_file(predictions_path) as tmp:
+            test.predictions.write_parquet(tmp)
     speeds = [r["samples_per_s"] for r in result.history]
     metrics = {
         "dataset": result.dataset,
@@ -218,8 +223,13 @@ def train_and_evaluate(
         "data_fingerprint": source_fingerprint(data_dir),
         "checkpoint": str(result.best_checkpoint),
     }
+    group = distributed.describe()
+    if group is not None:
+        metrics["distributed"] = group
     metrics_path = out_dir / METRICS_FILE
-    write_json_atomic(metrics_path, metrics)
+    if distributed.is_main_process():
+        write_json_atomic(metrics_path, metrics)
+    distributed.barrier()  # the outputs exist when any rank returns
     logger.info(
         "test (epoch %d model): AUC %.4f GAUC %.4f (%d users) LogLoss %.4f",
         result.best_epoch,

@@ -9,6 +9,11 @@ With ``trim`` each batch's history columns are cut to the longest history in
 that batch: padded positions contribute nothing to the models, so this only
 saves work. The widths of all batches of an epoch are computed in one
 vectorised step, so there is no device synchronisation per batch.
+
+With ``packed_rows`` each batch also carries, under
+:data:`~din_model.layers.packing.PACKED_ROWS_KEY`, the number of valid history
+positions of its rows as a CPU scalar: a model that packs the valid positions
+(DIN) then knows the packed size without reading the mask back from a GPU.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator
 
 import torch
 
+from din_model.layers.packing import PACKED_ROWS_KEY
 from din_model.training.tensors import SplitTensors
 
 EXTRA_KEYS = ("label", "user_id")
@@ -37,6 +43,30 @@ def _batch_widths(lengths: torch.Tensor, batch_size: int) -> list[int]:
     padded = torch.nn.functional.pad(lengths, (0, pad)) if pad else lengths
     widths = padded.view(-1, batch_size).amax(dim=1).clamp_min(1)
     return widths.tolist()
+
+
+def _batch_sums(lengths: torch.Tensor, batch_size: int) -> list[int]:
+    """Total history length of each consecutive batch of ``lengths`` (in batch order)."""
+    n = lengths.shape[0]
+    if n == 0:
+        return []
+    pad = (-n) % batch_size
+    padded = torch.nn.functional.pad(lengths, (0, pad)) if pad else lengths
+    return padded.view(-1, batch_size).sum(dim=1).tolist()
+
+
+def max_batch_positions(
+    lengths: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int, epoch: int
+) -> int:
+    """The most valid history positions any batch of this epoch holds.
+
+    What a fixed packed size (CUDA graphs) must hold at least; computed on the
+    host from the lengths, in the epoch's batch order.
+    """
+    lengths = lengths.cpu().to(torch.int64)
+    if shuffle:
+        lengths = lengths.index_select(0, epoch_permutation(lengths.shape[0], seed, epoch))
+    return max(_batch_sums(lengths, batch_size), default=0)
 
 
 def take(
@@ -67,11 +97,13 @@ def iterate_batches(
     epoch: int = 0,
     trim: bool = True,
     device: torch.device | None = None,
+    packed_rows: bool = False,
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Yield the batches of one pass over ``split``.
 
     ``device``: where to place each batch when the split itself lives
-    elsewhere (a CPU-resident split feeding a GPU model).
+    elsewhere (a CPU-resident split feeding a GPU model). ``packed_rows``: add
+    each batch's number of valid history positions (see the module docstring).
     """
     n = len(split)
     if shuffle:
@@ -85,12 +117,19 @@ def iterate_batches(
         if trim and split.sequences
         else None
     )
+    counts = (
+        _batch_sums(ordered_lengths.to(torch.int64), batch_size)
+        if packed_rows and split.sequences
+        else None
+    )
     for number, start in enumerate(range(0, n, batch_size)):
         stop = min(start + batch_size, n)
         index = slice(start, stop) if order is None else order[start:stop]
         batch = take(split, index, None if widths is None else widths[number])
         if device is not None and device != split.device:
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        if counts is not None:
+            batch[PACKED_ROWS_KEY] = torch.tensor(counts[number])
         yield batch
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from din_model.metrics import evaluate_scores
+from din_model.training.acceleration import autocast
 from din_model.training.batches import iterate_batches
 from din_model.training.tensors import SplitTensors
 
@@ -41,16 +42,31 @@ def predict(
     *,
     device: torch.device | None = None,
     transform: BatchTransform | None = None,
+    amp: torch.dtype | None = None,
 ) -> np.ndarray:
-    """Click probabilities for every row of ``split``, in row order, as float64."""
+    """Click probabilities for every row of ``split``, in row order, as float64.
+
+    ``amp``: an autocast dtype (``train.amp``) for the forward passes.
+    """
     was_training = model.training
     model.eval()
     outputs = []
+    target = device if device is not None else split.device
+    batches = iterate_batches(
+        split,
+        batch_size,
+        shuffle=False,
+        trim=True,
+        device=device,
+        packed_rows=target.type == "cuda",  # DIN's packed size without a GPU read-back
+    )
     try:
-        for batch in iterate_batches(split, batch_size, shuffle=False, trim=True, device=device):
+        for batch in batches:
             if transform is not None:
                 batch = transform(batch)
-            outputs.append(torch.sigmoid(model(batch).double()))
+            with autocast(target, amp):
+                logits = model(batch)
+            outputs.append(torch.sigmoid(logits.double()))
     finally:
         model.train(was_training)
     if not outputs:
@@ -65,9 +81,10 @@ def score_split(
     *,
     device: torch.device | None = None,
     transform: BatchTransform | None = None,
+    amp: torch.dtype | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """(metrics, scores) of ``split``: AUC, GAUC + users, LogLoss, n."""
-    scores = predict(model, split, batch_size, device=device, transform=transform)
+    scores = predict(model, split, batch_size, device=device, transform=transform, amp=amp)
     labels = split.label.cpu().numpy()
     users = split.user.cpu().numpy()
     return evaluate_scores(labels, scores, users), scores

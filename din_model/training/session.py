@@ -6,6 +6,11 @@ optionally restore it from ``checkpoints/last.pt``, then run epochs until the
 configured number or early stopping. Every finished epoch writes ``last.pt``;
 an epoch that improves the validation metric also writes ``best.pt`` (before
 ``last.pt``, so a kill between the two only repeats that epoch on resume).
+
+Under torchrun every rank builds the same run (same data, same seeded model)
+and trains its shard (:mod:`din_model.training.ddp_trainer`); only rank 0
+writes config.yaml and the checkpoints, and barriers keep the other ranks
+from reading them before they are complete.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from din_model.errors import ConfigError, DataError
 from din_model.io.atomic import atomic_output_file
 from din_model.io.fingerprint import fingerprint_files
 from din_model.regularizers import build_regularizer
+from din_model.training import distributed
 from din_model.training.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from din_model.training.ddp_trainer import make_trainer
 from din_model.training.device import configure_threads, resolve_device, wants_data_on_device
 from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer, make_scheduler
@@ -35,7 +42,7 @@ from din_model.training.seed import (
     seed_everything,
 )
 from din_model.training.tensors import load_prepared_split
-from din_model.training.trainer import MONITORS, Trainer, TrainingState, is_improvement
+from din_model.training.trainer import MONITORS, TrainingState, is_improvement
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +125,7 @@ class TrainingRun:
         self.train_config = train = self.config["train"]
         _check_train_config(train)
         self.regularizer = build_regularizer(self.regularizer_name, self.config["regularizer"])
-        self.device = resolve_device(train["device"])
+        self.device = distributed.rank_device(resolve_device(train["device"]))
         configure_threads(train)
         self.config_hash = config_hash(self.config)
         self.fingerprint = prepared_fingerprint(data_dir, ("train", "valid"))
@@ -143,12 +150,16 @@ class TrainingRun:
     # -- output directory ------------------------------------------------------
     def clear_outputs(self) -> None:
         """Forget a previous run in ``out_dir`` (its checkpoints, metrics, predictions)."""
-        for name in (METRICS_FILE, PREDICTIONS_FILE):
-            (self.out_dir / name).unlink(missing_ok=True)
-        shutil.rmtree(self.last_path.parent, ignore_errors=True)
+        if distributed.is_main_process():
+            for name in (METRICS_FILE, PREDICTIONS_FILE):
+                (self.out_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(self.last_path.parent, ignore_errors=True)
+        distributed.barrier()  # no rank may see the old files after this
 
     def write_config(self) -> None:
         """The resolved config as ``config.yaml`` next to the outputs."""
+        if not distributed.is_main_process():
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         header = (
             f"din train --model {self.model_name} --reg {self.regularizer_name} "
@@ -170,7 +181,14 @@ class TrainingRun:
 
     def restore(self) -> bool:
         """Continue from ``last.pt`` when there is one; refuse one of another run."""
-        if not self.last_path.is_file():
+        # a collective, so rank 0 has finished any earlier write of last.pt
+        exists = self.last_path.is_file()
+        if not distributed.same_on_every_rank(exists):
+            raise ConfigError(
+                f"{self.last_path}: visible to some processes only; with several nodes --out "
+                "must be on a filesystem that every node shares"
+            )
+        if not exists:
             return False
         saved = load_checkpoint(self.last_path)
         mismatch = [
@@ -199,6 +217,8 @@ class TrainingRun:
         return True
 
     def _save_best(self, valid_metrics: dict[str, Any]) -> None:
+        if not distributed.is_main_process():  # the ranks hold the same model
+            return
         save_checkpoint(
             self.best_path,
             {
@@ -212,6 +232,8 @@ class TrainingRun:
         )
 
     def _save_last(self) -> None:
+        if not distributed.is_main_process():
+            return
         save_checkpoint(
             self.last_path,
             {
@@ -233,7 +255,7 @@ class TrainingRun:
         train, valid = self.train, self.valid
         if wants_data_on_device(train_cfg, self.device):
             train, valid = train.to(self.device), valid.to(self.device)
-        trainer = Trainer(self.net, self.regularizer, self.optimizer, train_cfg, self.device)
+        trainer = make_trainer(self.net, self.regularizer, self.optimizer, train_cfg, self.device)
         epochs = int(train_cfg["epochs"])
         patience = int(train_cfg.get("early_stopping_patience") or 0)
         monitor = str(train_cfg["monitor"])
@@ -284,6 +306,7 @@ class TrainingRun:
                 state.epochs_without_improvement,
                 state.best_epoch,
             )
+        distributed.barrier()  # rank 0's checkpoints are on disk before any rank reads them
 
     def result(self) -> FitResult:
         state = self.state

@@ -7,6 +7,10 @@ The loss is accumulated on the device and read once per epoch (or every few
 batches when a progress bar shows it), so the loop does not synchronise on
 every batch.
 
+Optional speed-ups (``train.amp``, ``train.compile``, ``train.cuda_graphs``,
+``train.tf32``; :mod:`din_model.training.acceleration`) wrap the forward
+pass and leave the step as described; all are off by default.
+
 Model selection follows the paper's protocol without looking at test: the
 epoch with the best validation metric (GAUC by default) is kept, and
 training stops after ``early_stopping_patience`` epochs without improvement.
@@ -18,6 +22,7 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +33,15 @@ from tqdm import tqdm
 
 from din_model.errors import ConfigError
 from din_model.regularizers import Regularizer
-from din_model.training.batches import batch_count, iterate_batches
+from din_model.training.acceleration import (
+    GraphedForward,
+    amp_dtype,
+    autocast,
+    compile_model,
+    configure_matmul,
+    wants_cuda_graphs,
+)
+from din_model.training.batches import batch_count, iterate_batches, max_batch_positions
 from din_model.training.evaluate import score_split
 from din_model.training.tensors import SplitTensors
 
@@ -102,6 +115,18 @@ class Trainer:
         clip = train_config.get("grad_clip_norm")
         self.grad_clip = float(clip) if clip is not None else None
         self.progress = progress_mode(train_config.get("progress"))
+        # What the training forward pass calls: the model itself, or its
+        # DistributedDataParallel wrapper (din_model.training.ddp_trainer).
+        self.forward_module: nn.Module = model
+        # Optional speed-ups (din_model.training.acceleration), all off by default.
+        self.amp = amp_dtype(train_config.get("amp"))
+        configure_matmul(train_config, device)
+        self.forward_module = compile_model(model, train_config)
+        self.graphs = (
+            GraphedForward(self.forward_module, self.amp, device)
+            if wants_cuda_graphs(train_config, device)
+            else None
+        )
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError("train.batch_size and train.eval_batch_size must be >= 1")
 
@@ -127,19 +152,19 @@ class Trainer:
         seen = 0
         self._sync()
         start = time.perf_counter()
-        batches = iterate_batches(
-            split,
-            self.batch_size,
-            shuffle=bool(self.config.get("shuffle", True)),
-            seed=self.seed,
-            epoch=epoch,
-            trim=bool(self.config.get("trim_padding", True)),
-            device=self.device,
-        )
+        if self.graphs is not None:
+            shuffle = bool(self.config.get("shuffle", True))
+            self.graphs.prepare_epoch(
+                max_batch_positions(
+                    split.lengths, self.batch_size, shuffle=shuffle, seed=self.seed, epoch=epoch
+                )
+            )
+        batches = self.epoch_batches(split, epoch)
         for number, batch in enumerate(batches, start=1):
             batch = self.regularizer.transform_batch(batch, training=True)
-            logits = self.model(batch)
-            loss = F.binary_cross_entropy_with_logits(logits, batch["label"])
+            with autocast(self.device, self.amp):
+                logits = self._forward(batch)
+                loss = F.binary_cross_entropy_with_logits(logits, batch["label"])
             penalty = self.regularizer.penalty(self.model, batch)
             objective = loss if penalty is None else loss + penalty
             self.optimizer.zero_grad(set_to_none=True)
@@ -184,6 +209,32 @@ class Trainer:
             "samples_per_s": seen / max(seconds, 1e-9),
         }
 
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training forward pass: replayed from a CUDA graph when that is on.
+
+        A graph records the model itself: a wrapper set later (DistributedDataParallel,
+        whose backward hooks all-reduce the gradients) always runs eagerly.
+        """
+        if self.graphs is None or self.forward_module is not self.graphs.model:
+            return self.forward_module(batch)
+        full = batch["label"].shape[0] == self.batch_size
+        return self.graphs(self.forward_module, batch, full)
+
+    def epoch_batches(self, split: SplitTensors, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The training batches of one epoch (a data-parallel rank takes its shards)."""
+        return iterate_batches(
+            split,
+            self.batch_size,
+            shuffle=bool(self.config.get("shuffle", True)),
+            seed=self.seed,
+            epoch=epoch,
+            # CUDA graphs replay fixed shapes: every batch keeps the split's width.
+            trim=bool(self.config.get("trim_padding", True)) and self.graphs is None,
+            device=self.device,
+            # On a GPU, DIN learns its packed size from the batch instead of the device.
+            packed_rows=self.device.type == "cuda",
+        )
+
     def validate(self, split: SplitTensors) -> dict[str, Any]:
         """AUC, GAUC (+ users), LogLoss of ``split`` with the current weights."""
         metrics, _ = score_split(
@@ -192,5 +243,6 @@ class Trainer:
             self.eval_batch_size,
             device=self.device,
             transform=lambda batch: self.regularizer.transform_batch(batch, training=False),
+            amp=self.amp,
         )
         return metrics
