@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY
+from din_model.data.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, CanonicalData
 from din_model.errors import DataError
 
 # Why an item ended up in the reserved category (keys of the report's reason counts).
@@ -118,3 +118,37 @@ def table_counts(interactions: pl.DataFrame, items: pl.DataFrame, users: pl.Data
         "users": users.height,
         "items": items.height,
     }
+
+
+def assemble_canonical(
+    dataset: str,
+    layout: str,
+    interactions: pl.DataFrame,
+    *,
+    metadata: pl.DataFrame | None,
+    profiles: pl.DataFrame | None,
+    source_files: list[Path],
+    report: dict[str, object],
+    behaviors: pl.DataFrame | None = None,
+) -> CanonicalData:
+    """The last step of every adapter: items and users tables, report counts, one object.
+
+    ``report`` holds what the adapter counted while reading; the category,
+    profile and table counts are added here, so every dataset reports the
+    same keys.
+    """
+    items, category_report = items_with_categories(interactions, metadata)
+    users, user_report = users_with_profiles(interactions, profiles)
+    report.update(category_report)
+    report.update(user_report)
+    report.update(table_counts(interactions, items, users))
+    return CanonicalData(
+        dataset=dataset,
+        layout=layout,
+        interactions=interactions,
+        items=items,
+        users=users,
+        behaviors=behaviors,
+        source_files=source_files,
+        report=report,
+    )

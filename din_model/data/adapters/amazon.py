@@ -34,11 +34,9 @@ from din_model.data.schema import CanonicalData
 
 from ._sources import ambiguous_files, visible_files
 from ._tables import (
+    assemble_canonical,
     canonical_interactions,
-    items_with_categories,
     require_rows,
-    table_counts,
-    users_with_profiles,
 )
 from .amazon_meta import AMAZON_2014, AMAZON_2018, read_item_categories
 
@@ -124,17 +122,12 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
         )
         source_files.append(meta_path)
         report.update({"metadata_missing": False, "metadata_file": meta_path.name, **meta_report})
-    items, category_report = items_with_categories(interactions, metadata)
-    users, user_report = users_with_profiles(interactions, None)
-    report.update(category_report)
-    report.update(user_report)
-    report.update(table_counts(interactions, items, users))
-    return CanonicalData(
-        dataset="amazon",
-        layout=layout,
-        interactions=interactions,
-        items=items,
-        users=users,
+    return assemble_canonical(
+        "amazon",
+        layout,
+        interactions,
+        metadata=metadata,
+        profiles=None,
         source_files=source_files,
         report=report,
     )

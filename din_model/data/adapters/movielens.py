@@ -29,12 +29,10 @@ from din_model.errors import DataError
 
 from ._sources import ambiguous_files, require_directory
 from ._tables import (
+    assemble_canonical,
     canonical_interactions,
-    items_with_categories,
     keep_first,
     require_rows,
-    table_counts,
-    users_with_profiles,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,17 +74,12 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
     source_files = [ratings_path]
     report: dict[str, object] = {}
     metadata, profiles = readers[layout](source, policy, source_files, report)
-    items, category_report = items_with_categories(interactions, metadata)
-    users, user_report = users_with_profiles(interactions, profiles)
-    report.update(category_report)
-    report.update(user_report)
-    report.update(table_counts(interactions, items, users))
-    return CanonicalData(
-        dataset="movielens",
-        layout=layout,
-        interactions=interactions,
-        items=items,
-        users=users,
+    return assemble_canonical(
+        "movielens",
+        layout,
+        interactions,
+        metadata=metadata,
+        profiles=profiles,
         source_files=source_files,
         report=report,
     )

@@ -30,11 +30,9 @@ from din_model.data.schema import CanonicalData
 from . import taobao_display_ad
 from ._sources import ambiguous_files, require_directory, visible_files
 from ._tables import (
+    assemble_canonical,
     canonical_interactions,
-    items_with_categories,
     require_rows,
-    table_counts,
-    users_with_profiles,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,24 +80,19 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
     require_rows(frame, path, "event")
     interactions = canonical_interactions(frame)
     metadata, conflicts = item_categories_from_events(frame)
-    items, category_report = items_with_categories(interactions, metadata)
-    users, user_report = users_with_profiles(interactions, None)
     report: dict[str, object] = {
         "events_file": path.name,
         "behavior_counts": dict(sorted(frame.group_by("behavior").len().iter_rows())),
         "items_with_conflicting_categories": conflicts,
-        **category_report,
-        **user_report,
-        **table_counts(interactions, items, users),
     }
     if conflicts:
         logger.warning("%d items appear under several categories: most frequent kept", conflicts)
-    return CanonicalData(
-        dataset="taobao",
-        layout=USER_BEHAVIOR,
-        interactions=interactions,
-        items=items,
-        users=users,
+    return assemble_canonical(
+        "taobao",
+        USER_BEHAVIOR,
+        interactions,
+        metadata=metadata,
+        profiles=None,
         source_files=[path],
         report=report,
     )

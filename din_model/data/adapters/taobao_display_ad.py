@@ -38,12 +38,10 @@ from din_model.data.schema import BEHAVIOR_COLUMNS, CanonicalData
 from din_model.errors import DataError
 
 from ._tables import (
+    assemble_canonical,
     canonical_interactions,
-    items_with_categories,
     keep_first,
     require_rows,
-    table_counts,
-    users_with_profiles,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,21 +101,16 @@ def read(source: Path, policy: BadLinePolicy) -> CanonicalData:
         report["behaviors"] = behaviors.height
     else:
         logger.warning("%s is missing: no behaviour histories beyond the impressions", log_path)
-    items, category_report = items_with_categories(interactions, metadata)
-    users, user_report = users_with_profiles(interactions, profiles)
-    report.update(category_report)
-    report.update(user_report)
-    report.update(table_counts(interactions, items, users))
     report["clicks"] = int(interactions["label"].sum())
-    return CanonicalData(
-        dataset="taobao",
-        layout=DISPLAY_AD,
-        interactions=interactions,
-        items=items,
-        users=users,
-        behaviors=behaviors,
+    return assemble_canonical(
+        "taobao",
+        DISPLAY_AD,
+        interactions,
+        metadata=metadata,
+        profiles=profiles,
         source_files=source_files,
         report=report,
+        behaviors=behaviors,
     )
 
 
