@@ -26,6 +26,7 @@ from din_model.data.feature_map import FeatureMap
 from din_model.metrics import evaluate_scores
 from din_model.regularizers import build_regularizer
 from din_model.training.batches import max_batch_positions
+from din_model.training.device import configure_cpu
 from din_model.training.evaluate import predict
 from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer
@@ -80,6 +81,7 @@ def run_case(
     """Train one epoch of ``case`` and score the validation rows; the result entry."""
     config = case_config(case, feature_map, device, extra)
     train_cfg = config["train"]
+    configure_cpu(train_cfg, device)  # as a training run does: threads, allocator
     train = head(train, case.train_rows)
     valid = head(valid, case.infer_rows)
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -1,4 +1,4 @@
-"""Device choice (cpu | cuda | auto) and CPU thread settings."""
+"""Device choice (cpu | cuda | auto) and the CPU process settings (threads, allocator)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from din_model.errors import ConfigError
+from din_model.training.cpu_memory import reuse_cpu_memory
 
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -37,7 +38,13 @@ def wants_data_on_device(train: dict[str, Any], device: torch.device) -> bool:
     raise ConfigError(f"train.data_on_device: expected auto, true or false, got {setting!r}")
 
 
-def configure_threads(train: dict[str, Any]) -> None:
+def configure_cpu(train: dict[str, Any], device: torch.device) -> None:
+    """Thread count, and on a CPU device the allocator setting (see cpu_memory)."""
     threads = train.get("num_threads")
     if threads is not None:
         torch.set_num_threads(int(threads))
+    setting = train.get("reuse_cpu_memory", True)
+    if not isinstance(setting, bool):
+        raise ConfigError(f"train.reuse_cpu_memory: expected true or false, got {setting!r}")
+    if device.type == "cpu" and setting:
+        reuse_cpu_memory()

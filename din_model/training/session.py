@@ -32,7 +32,7 @@ from din_model.regularizers import build_regularizer
 from din_model.training import distributed
 from din_model.training.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from din_model.training.ddp_trainer import make_trainer
-from din_model.training.device import configure_threads, resolve_device, wants_data_on_device
+from din_model.training.device import configure_cpu, resolve_device, wants_data_on_device
 from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer, make_scheduler
 from din_model.training.seed import (
@@ -126,7 +126,7 @@ class TrainingRun:
         _check_train_config(train)
         self.regularizer = build_regularizer(self.regularizer_name, self.config["regularizer"])
         self.device = distributed.rank_device(resolve_device(train["device"]))
-        configure_threads(train)
+        configure_cpu(train, self.device)
         self.config_hash = config_hash(self.config)
         self.fingerprint = prepared_fingerprint(data_dir, ("train", "valid"))
 
