@@ -8,4 +8,6 @@ are checked against these lists by the tests.
 
 DATASETS = ("amazon", "movielens", "taobao")
 MODEL_NAMES = ("lr", "base", "wide_deep", "pnn", "deepfm", "din", "din_dice")
+# models with a local activation unit, whose runs get the attention-weights plot
+ATTENTION_MODELS = ("din", "din_dice")
 REGULARIZER_NAMES = ("none", "l2", "dropout", "filter", "difacto", "mba")

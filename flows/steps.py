@@ -134,7 +134,7 @@ def run_training_steps(
     run_dir.mkdir(parents=True, exist_ok=True)
     trained = train_model(data.prepared, str(run_dir), model, regularizer, config, run_id)
     evaluation = evaluate_model(trained.checkpoint, data.prepared, str(run_dir))
-    metrics = log_results(run_id, data.prepared, trained, evaluation, seed)
+    metrics = log_results(run_id, data.prepared, trained, evaluation, seed, model)
     outcome: dict[str, Any] = {}
     if log_model:
         outcome = register_model(run_id, dataset, trained, data.prepared, register)

@@ -1,4 +1,4 @@
-"""Figures logged with runs: ROC curve, calibration curve, ablation bar chart.
+"""Figures logged with runs: ROC, calibration, DIN attention weights, ablation bar chart.
 
 matplotlib runs headless (Agg) because flows execute in servers and workers
 without a display. Each function writes one PNG and returns its path.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,6 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from din_model.io.atomic import atomic_output_file  # noqa: E402
+
+if TYPE_CHECKING:
+    from din_model.training.attention_report import AttentionExample
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -82,4 +86,43 @@ def comparison_bar_chart(
         ax.set_ylim(low, max(high, low + 0.01))
     ax.set_xticks(positions, labels, rotation=30, ha="right")
     ax.set(ylabel=metric, title=f"{metric} per model / regulariser (mean over seeds)")
+    return _save(fig, path)
+
+
+def attention_plot(examples: Sequence[AttentionExample], path: Path, title: str = "") -> Path:
+    """The paper's Fig. 5 view: DIN's weight of each past behaviour, one panel per sample.
+
+    Bars run oldest to newest; a bar is orange when the behaviour shares the candidate's
+    value of ``hist_cate_id`` (or of the first behaviour feature when there is no
+    category sequence), so a model that attends to related behaviours shows tall orange
+    bars.
+    """
+    if not examples:
+        raise ValueError("attention_plot needs at least one example")
+    fig, axes = plt.subplots(
+        len(examples), 1, figsize=(8.0, 2.2 * len(examples) + 0.6), squeeze=False
+    )
+    for ax, example in zip(axes[:, 0], examples, strict=True):
+        feature = (
+            "hist_cate_id" if "hist_cate_id" in example.history else next(iter(example.history))
+        )
+        related = np.asarray(example.same_as_candidate(feature))
+        positions = np.arange(len(example.weights))
+        colors = np.where(related, "tab:orange", "tab:blue")
+        ax.bar(positions, example.weights, color=colors, width=0.8)
+        ax.axhline(0.0, color="black", lw=0.6)  # weights are unnormalised and may be < 0
+        target = example.targets[feature]
+        ax.set_title(
+            f"user {example.user_id}: clicked candidate with {target} "
+            f"{example.candidate[target]}, score {example.score:.3f}",
+            fontsize=9,
+        )
+        ax.set_ylabel("weight")
+        ax.set_xlim(-0.6, max(len(positions), 1) - 0.4)
+    axes[-1, 0].set_xlabel(
+        f"behaviour, oldest to newest (orange: same {feature.removeprefix('hist_')} "
+        "as the candidate)"
+    )
+    fig.suptitle(title or "DIN activation weights of the user's behaviours", fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)

@@ -16,6 +16,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from din_model.names import ATTENTION_MODELS
 from tasks import tracking
 from tasks.comparison import CellResult
 from tasks.data import SourceSpec
@@ -75,6 +76,20 @@ def tag_run(run_id: str, tags: Mapping[str, Any]) -> None:
     tracking.set_tags(run_id, tags)
 
 
+ATTENTION_SAMPLES = 3
+
+
+def _attention_plot(checkpoint: str, prepared: str, path: Path) -> Path | None:
+    """Fig. 5-style weights of the test positives with the longest histories (if any)."""
+    from din_model.training.attention_report import attention_examples
+    from tasks.plots import attention_plot
+
+    examples = attention_examples(checkpoint, prepared, "test", ATTENTION_SAMPLES)
+    if not examples:
+        return None
+    return attention_plot(examples, path, "DIN activation weights (test positives)")
+
+
 def _prediction_sample(predictions: Path, out: Path, seed: int) -> Path:
     import polars as pl
 
@@ -104,8 +119,12 @@ def log_results(
     train: TrainOutput,
     evaluation: EvalOutput,
     seed: int,
+    model: str = "",
 ) -> dict[str, float]:
-    """Final metrics, data and validation records, plots and a prediction sample."""
+    """Final metrics, data and validation records, plots and a prediction sample.
+
+    DIN models (``model`` in ATTENTION_MODELS) also get ``plots/attention.png``.
+    """
     import numpy as np
     import polars as pl
 
@@ -133,7 +152,9 @@ def log_results(
             plots.append(
                 calibration_plot(labels, scores, folder / "calibration.png", "test calibration")
             )
-        tracking.log_files(run_id, plots, "plots")
+        if model in ATTENTION_MODELS:
+            plots.append(_attention_plot(train.checkpoint, prepared, folder / "attention.png"))
+        tracking.log_files(run_id, [p for p in plots if p is not None], "plots")
         sample = _prediction_sample(
             Path(evaluation.predictions), folder / "test_predictions_sample.csv", seed
         )

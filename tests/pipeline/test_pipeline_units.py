@@ -119,3 +119,27 @@ def test_sqlite_store_paths() -> None:
     assert sqlite_path("http://127.0.0.1:5000") is None
     assert artifact_root("sqlite:////tmp/store/mlflow.db") == Path("/tmp/store/artifacts")
     assert artifact_root("http://127.0.0.1:5000") is None
+
+
+def test_attention_plot_draws_one_panel_per_example(tmp_path: Path) -> None:
+    from din_model.training.attention_report import AttentionExample
+    from tasks.plots import attention_plot
+
+    examples = [
+        AttentionExample(
+            row=i,
+            user_id=10 + i,
+            label=1,
+            score=0.7,
+            candidate={"item_id": 5, "cate_id": 2},
+            history={"hist_item_id": [3, 4, 6], "hist_cate_id": [2, 1, 2]},
+            targets={"hist_item_id": "item_id", "hist_cate_id": "cate_id"},
+            weights=[0.9, 0.1, 0.5],
+        )
+        for i in range(2)
+    ]
+    assert examples[0].same_as_candidate("hist_cate_id") == [True, False, True]
+    path = attention_plot(examples, tmp_path / "attention.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="at least one example"):
+        attention_plot([], tmp_path / "none.png")

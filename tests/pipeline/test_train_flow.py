@@ -136,6 +136,7 @@ def test_run_artifacts(first_run: dict[str, Any]) -> None:
         "history.json",
         "plots/roc.png",
         "plots/calibration.png",
+        "plots/attention.png",  # a DIN run: the Fig. 5-style weights
         "test_predictions_sample.csv",
     ):
         assert expected in found, (expected, sorted(found))
