@@ -19,6 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from din_model.config.overrides import add_override_argument
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MOVIELENS = Path(__file__).resolve().parents[1].parent / "shared/data/movielens/ml-100k"
@@ -40,14 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="MovieLens 100K directory (u.data, u.item, u.user); skipped when missing",
     )
     parser.add_argument("--work", type=Path, default=None, help="keep the data here")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for every case, e.g. --set train.compile=true",
-    )
+    add_override_argument(parser, "config override for every case, e.g. --set train.compile=true")
     parser.add_argument(
         "--gpu-options",
         default=" ".join(GPU_OPTIONS),

@@ -41,15 +41,7 @@ def head(split: SplitTensors, rows: int | None) -> SplitTensors:
     """The first ``rows`` rows of a split (all of them for None)."""
     if rows is None or rows >= len(split):
         return split
-    cut = slice(0, rows)
-    return SplitTensors(
-        path=split.path,
-        sparse={name: t[cut] for name, t in split.sparse.items()},
-        sequences={name: t[cut] for name, t in split.sequences.items()},
-        lengths=split.lengths[cut],
-        label=split.label[cut],
-        user=split.user[cut],
-    )
+    return split.rows(0, rows)
 
 
 def case_config(

@@ -24,6 +24,7 @@ from bench.harness import SplitCache, prepare_data
 from bench.machine import machine_info
 from bench.report import write_report
 from bench.training import error_result, run_case
+from din_model.config.overrides import add_override_argument
 from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, nargs="+", default=[4096])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--rows", type=int, default=None, help="train rows (default: all)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    add_override_argument(parser, "config override for every variant (repeatable)")
     parser.add_argument("--budget", type=float, default=None, help="stop starting variants after")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -30,6 +30,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from din_model.errors import ConfigError, DataError
+from din_model.io.fingerprint import file_manifest, manifest_fingerprint
 from tasks.caching import content_dir, step_key
 from tasks.paths import raw_dir, synthetic_dir
 
@@ -63,32 +64,6 @@ class SourceSpec:
     fingerprint: str
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
     synth: dict[str, Any] | None = None
-
-
-def file_manifest(directory: Path) -> dict[str, dict[str, Any]]:
-    """Relative path -> size and sha256 of each visible file under ``directory``."""
-    import hashlib
-
-    manifest = {}
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        manifest[str(rel)] = {"size": path.stat().st_size, "sha256": digest.hexdigest()}
-    return manifest
-
-
-def manifest_fingerprint(manifest: dict[str, dict[str, Any]]) -> str:
-    """``sha256:`` over the sorted (name, size, sha256) entries: one value for the folder."""
-    import hashlib
-    import json
-
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def describe_source(dataset: str, path: Path, synth: dict[str, Any] | None = None) -> SourceSpec:

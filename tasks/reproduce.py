@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from din_model.errors import ConfigError, DinError
-from tasks.data import file_manifest, manifest_fingerprint
+from din_model.io.fingerprint import file_manifest, manifest_fingerprint
 
 TEST_METRICS = ("test_auc", "test_gauc", "test_logloss")
 

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from din_model.config.overrides import add_override_argument
 from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DataError
 from din_model.names import MODEL_NAMES, REGULARIZER_NAMES
@@ -40,14 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", default=None, help="YAML file layered over the defaults, or a preset name"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set train.epochs=3 (repeatable)",
-    )
+    add_override_argument(parser, "override one config key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--out", required=True, type=Path, help="directory for the outputs")
     parser.add_argument(
         "--restart",

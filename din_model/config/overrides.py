@@ -6,6 +6,7 @@ list, ``0.5`` a float, ``true`` a bool and anything else a string.
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -40,3 +41,10 @@ def overrides_to_tree(items: Iterable[str]) -> dict[str, Any]:
         key, value = parse_override(item)
         set_dotted(tree, key, value)
     return tree
+
+
+def add_override_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option, collected into ``args.overrides``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
+    )

@@ -233,19 +233,6 @@ def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
 
 
 # -- scoring -------------------------------------------------------------------------
-def split_rows(split: SplitTensors, start: int, stop: int) -> SplitTensors:
-    """Rows [start, stop) of ``split`` as views (no copy)."""
-    rows = slice(start, stop)
-    return SplitTensors(
-        path=split.path,
-        sparse={name: t[rows] for name, t in split.sparse.items()},
-        sequences={name: t[rows] for name, t in split.sequences.items()},
-        lengths=split.lengths[rows],
-        label=split.label[rows],
-        user=split.user[rows],
-    )
-
-
 def score_split_sharded(
     model: nn.Module,
     split: SplitTensors,
@@ -264,7 +251,7 @@ def score_split_sharded(
     """
     sizes = [stop - start for start, stop in shard_bounds(len(split), world_size())]
     start, stop = shard_bounds(len(split), world_size())[rank()]
-    shard = split_rows(split, start, stop)
+    shard = split.rows(start, stop)
     local = predict(model, shard, batch_size, device=device, transform=transform, amp=amp)
     scores = all_gather_rows(torch.from_numpy(local), sizes).numpy()
     labels = all_gather_rows(shard.label, sizes).numpy()

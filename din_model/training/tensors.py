@@ -13,6 +13,7 @@ and the column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +60,21 @@ class SplitTensors:
         return self.label.device
 
     def to(self, device: torch.device | str) -> SplitTensors:
-        move = {name: t.to(device) for name, t in self.sparse.items()}
-        seqs = {name: t.to(device) for name, t in self.sequences.items()}
+        return self._map(lambda t: t.to(device))
+
+    def rows(self, start: int, stop: int) -> SplitTensors:
+        """Rows [start, stop) as views (no copy): a rank's shard, a benchmark's head."""
+        return self._map(lambda t: t[start:stop])
+
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> SplitTensors:
+        """The same split with ``fn`` applied to every row-aligned tensor."""
         return SplitTensors(
             path=self.path,
-            sparse=move,
-            sequences=seqs,
-            lengths=self.lengths.to(device),
-            label=self.label.to(device),
-            user=self.user.to(device),
+            sparse={name: fn(t) for name, t in self.sparse.items()},
+            sequences={name: fn(t) for name, t in self.sequences.items()},
+            lengths=fn(self.lengths),
+            label=fn(self.label),
+            user=fn(self.user),
         )
 
 

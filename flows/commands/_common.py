@@ -8,6 +8,7 @@ import math
 import os
 from typing import Any
 
+from din_model.config.overrides import add_override_argument
 from din_model.names import DATASETS, MODEL_NAMES, REGULARIZER_NAMES
 
 MODELS = MODEL_NAMES
@@ -22,13 +23,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="folder with the raw files, 'synthetic' (Amazon-format data from `din synth`) or "
         "'auto' (data/raw/<dataset> if present, else synthetic); default auto",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, as for `din train` (repeatable), e.g. train.epochs=2",
+    add_override_argument(
+        parser, "config override, as for `din train` (repeatable), e.g. train.epochs=2"
     )
     parser.add_argument("--config", dest="config_file", help="a YAML config file or preset name")
     parser.add_argument("--max-len", type=int, help="history length of the prepared samples")

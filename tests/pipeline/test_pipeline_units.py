@@ -81,7 +81,7 @@ def test_default_ablation_grid_is_the_papers_comparison() -> None:
 
 
 def test_manifest_differences_name_each_file(tmp_path: Path) -> None:
-    from tasks.data import file_manifest, manifest_fingerprint
+    from din_model.io.fingerprint import file_manifest, manifest_fingerprint
     from tasks.reproduce import manifest_differences
 
     (tmp_path / "a.txt").write_text("one")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from din_model.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
 _LISTED_FILES = 20
@@ -67,3 +70,12 @@ def ambiguous_files(directory: Path, what: str, candidates: list[str], advice: s
     """The error for a directory holding several files that could each be the input."""
     names = ", ".join(sorted(candidates))
     return DataError(directory, f"exactly one {what}, found {len(candidates)}: {names}; {advice}")
+
+
+def optional_file(path: Path, consequence: str, report: dict[str, object], flag: str) -> bool:
+    """Whether an optional file is there; records ``report[flag]`` and warns when it is not."""
+    present = path.is_file()
+    report[flag] = not present
+    if not present:
+        logger.warning("%s is missing: %s", path, consequence)
+    return present

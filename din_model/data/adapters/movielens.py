@@ -27,7 +27,7 @@ from din_model.data.readers import (
 from din_model.data.schema import CanonicalData
 from din_model.errors import DataError
 
-from ._sources import ambiguous_files, require_directory
+from ._sources import ambiguous_files, optional_file, require_directory
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -107,34 +107,35 @@ def _read_ratings(path: Path, layout: str, policy: BadLinePolicy) -> pl.DataFram
     return canonical_interactions(frame)
 
 
-def _optional(path: Path, what: str, report: dict[str, object], flag: str) -> bool:
-    present = path.is_file()
-    report[flag] = not present
-    if not present:
-        logger.warning("%s is missing: %s", path, what)
-    return present
-
-
 def _read_100k(
     source: Path, policy: BadLinePolicy, source_files: list[Path], report: dict[str, object]
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     metadata = profiles = None
     item_path = source / "u.item"
-    if _optional(item_path, "every movie gets the category 'unknown'", report, "metadata_missing"):
+    if optional_file(
+        item_path, "every movie gets the category 'unknown'", report, "metadata_missing"
+    ):
         genres = _read_100k_genres(source / "u.genre", policy, source_files)
         metadata = _read_100k_items(item_path, genres, policy)
         source_files.append(item_path)
     user_path = source / "u.user"
-    if _optional(user_path, "users have no profile", report, "profiles_missing"):
-        bad = policy.for_file(user_path)
+    if optional_file(user_path, "users have no profile", report, "profiles_missing"):
         names = ["user_id", "age", "gender", "occupation", "zip_code"]
-        frame = read_delimited(user_path, separator="|", names=names, bad=bad)
-        frame = require_values(frame, ["user_id"], bad)
-        frame = integer_ids_as_text(frame, ["user_id"], bad)
-        profiles, _ = keep_first(frame, "user_id")
-        profiles = profiles.select("user_id", *PROFILE_COLUMNS)
+        profiles = _read_profiles(user_path, "|", names, policy)
         source_files.append(user_path)
     return metadata, profiles
+
+
+def _read_profiles(
+    path: Path, separator: str, names: list[str], policy: BadLinePolicy
+) -> pl.DataFrame:
+    """``u.user`` / ``users.dat``: the first line of each user, profile columns only."""
+    bad = policy.for_file(path)
+    frame = read_delimited(path, separator=separator, names=names, bad=bad)
+    frame = require_values(frame, ["user_id"], bad)
+    frame = integer_ids_as_text(frame, ["user_id"], bad)
+    profiles, _ = keep_first(frame, "user_id")
+    return profiles.select("user_id", *PROFILE_COLUMNS)
 
 
 def _read_100k_genres(path: Path, policy: BadLinePolicy, source_files: list[Path]) -> list[str]:
@@ -179,7 +180,7 @@ def _read_1m(
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     metadata = profiles = None
     movies_path = source / "movies.dat"
-    if _optional(
+    if optional_file(
         movies_path, "every movie gets the category 'unknown'", report, "metadata_missing"
     ):
         bad = policy.for_file(movies_path)
@@ -193,14 +194,9 @@ def _read_1m(
         metadata = _movies_with_first_genre(frame, bad)
         source_files.append(movies_path)
     users_path = source / "users.dat"
-    if _optional(users_path, "users have no profile", report, "profiles_missing"):
-        bad = policy.for_file(users_path)
+    if optional_file(users_path, "users have no profile", report, "profiles_missing"):
         names = ["user_id", "gender", "age", "occupation", "zip_code"]
-        frame = read_delimited(users_path, separator="::", names=names, bad=bad)
-        frame = require_values(frame, ["user_id"], bad)
-        frame = integer_ids_as_text(frame, ["user_id"], bad)
-        profiles, _ = keep_first(frame, "user_id")
-        profiles = profiles.select("user_id", *PROFILE_COLUMNS)
+        profiles = _read_profiles(users_path, "::", names, policy)
         source_files.append(users_path)
     return metadata, profiles
 
@@ -209,7 +205,7 @@ def _read_20m(
     source: Path, policy: BadLinePolicy, source_files: list[Path], report: dict[str, object]
 ) -> tuple[pl.DataFrame | None, None]:
     movies_path = source / "movies.csv"
-    if not _optional(
+    if not optional_file(
         movies_path, "every movie gets the category 'unknown'", report, "metadata_missing"
     ):
         return None, None

@@ -37,6 +37,7 @@ from din_model.data.readers import (
 from din_model.data.schema import BEHAVIOR_COLUMNS, CanonicalData
 from din_model.errors import DataError
 
+from ._sources import optional_file
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -86,21 +87,16 @@ def read(source: Path, policy: BadLinePolicy) -> CanonicalData:
     report: dict[str, object] = {"ad_feature_duplicates": duplicate_ads}
     profiles = None
     profile_path = source / USER_PROFILE
-    report["profiles_missing"] = not profile_path.is_file()
-    if profile_path.is_file():
+    if optional_file(profile_path, "users have no profile", report, "profiles_missing"):
         profiles = _read_profiles(profile_path, policy.for_file(profile_path))
         source_files.append(profile_path)
-    else:
-        logger.warning("%s is missing: users have no profile", profile_path)
     behaviors = None
     log_path = source / BEHAVIOR_LOG
-    report["behavior_log_missing"] = not log_path.is_file()
-    if log_path.is_file():
+    no_history = "no behaviour histories beyond the impressions"
+    if optional_file(log_path, no_history, report, "behavior_log_missing"):
         behaviors = _read_behavior_log(log_path, policy.for_file(log_path))
         source_files.append(log_path)
         report["behaviors"] = behaviors.height
-    else:
-        logger.warning("%s is missing: no behaviour histories beyond the impressions", log_path)
     report["clicks"] = int(interactions["label"].sum())
     return assemble_canonical(
         "taobao",
