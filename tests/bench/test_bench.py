@@ -77,3 +77,19 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     assert 0.0 <= train["gauc"] <= 1.0 and train["emb"] == 8 and train["max_len"] >= 1
     table = out.with_suffix(".md").read_text()
     assert table == markdown(report) and "tiny/din_dice/b256" in table
+
+
+def test_the_profile_script_reports_throughput_and_operators(tmp_path, capsys):
+    from bench.profile import main as profile_main
+    from din_model.data.prepare import prepare_dataset
+    from din_model.data.synth import write_synthetic_amazon
+
+    raw = tmp_path / "raw"
+    write_synthetic_amazon(raw, scale=0.002, seed=0)
+    prepare_dataset("amazon", raw, tmp_path / "prepared", seed=1)
+    assert (
+        profile_main(["--data", str(tmp_path / "prepared"), "--batch", "64", "--batches", "3"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "samples/s under the profiler" in out
+    assert "aten::" in out  # the operator table
