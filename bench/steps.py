@@ -36,7 +36,7 @@ def _has_great_expectations() -> bool:
 def synth(out: Path, scale: float, seed: int) -> dict[str, Any]:
     from din_model.data.synth.amazon import write_synthetic_amazon
 
-    description = write_synthetic_amazon(out, scale, seed)
+    description = write_synthetic_amazon(out, scale, seed, force=True)  # bench owns its --work
     return {"counts": description["counts"]}
 
 
@@ -47,7 +47,7 @@ def prepare(dataset: str, source: Path, out: Path, seed: int) -> dict[str, Any]:
     if _has_great_expectations():
         from din_model.data.prepare import prepare_dataset
 
-        prepare_dataset(dataset, source, out, seed=seed)
+        prepare_dataset(dataset, source, out, seed=seed, force=True)
         validated = True
     else:
         from din_model.data.adapters import ingest
@@ -56,7 +56,7 @@ def prepare(dataset: str, source: Path, out: Path, seed: int) -> dict[str, Any]:
         skipped = {"skipped": "great_expectations is not installed"}
         data = ingest(dataset, source)
         prepared = build_samples(data, seed=seed)
-        write_prepared(prepared, out, {"canonical": skipped, "samples": skipped})
+        write_prepared(prepared, out, {"canonical": skipped, "samples": skipped}, force=True)
         validated = False
     report = load_prepared_report(out)
     return {

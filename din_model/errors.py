@@ -59,3 +59,22 @@ class ValidationFailed(DinError):
         self.summary = summary
         self.result = result or {}
         super().__init__(summary)
+
+
+class OutputRefused(ConfigError):
+    """An output path that must not be written: a file, the source, or a folder that is not ours.
+
+    Raised before anything is written; the message is one line naming the
+    path and why, and, for an earlier output of this project, says to pass
+    ``--force``.
+    """
+
+
+class WriteFailed(DinError):
+    """Writing an output failed for a reason the user can fix (full disk, permissions, a file
+    where a folder belongs); one line naming the path and what went wrong."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"cannot write {self.path}: {reason}")

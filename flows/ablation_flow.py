@@ -28,12 +28,14 @@ from prefect.cache_policies import NO_CACHE
 from din_model.names import DATASETS
 from flows.steps import DataOutcome, run_data_steps, run_training_steps
 from flows.train_flow import flow_run_id, run_name
+from tasks.allowed_paths import guard_deployment_paths
 from tasks.comparison import CellResult
 from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
 from tasks.git_info import git_info
 from tasks.paths import work_root
-from tasks.run_logging import close_run, log_comparison, log_inputs, open_run, tag_run
+from tasks.run_lifecycle import tracked_run
+from tasks.run_logging import log_comparison, log_inputs, tag_run
 
 PAPER_MODELS = ("lr", "base", "wide_deep", "pnn", "deepfm", "din", "din_dice")
 PAPER_REGULARIZERS = ("none", "dropout", "filter", "difacto", "mba")
@@ -69,8 +71,7 @@ def ablation_cell(
     """One child run: resolve config, train, evaluate, log (no registration)."""
     config = resolve_run_config.fn(model, dataset, regularizer, seed, overrides, config_file)
     tags = {**base_tags, "model": model, "regularizer": regularizer, "seed": seed, **data.tags()}
-    child = open_run(dataset, run_name(model, regularizer, seed), tags, parent_run_id)
-    try:
+    with tracked_run(dataset, run_name(model, regularizer, seed), tags, parent_run_id) as child:
         params = {
             "pipeline.dataset": dataset,
             "pipeline.model": model,
@@ -82,10 +83,6 @@ def ablation_cell(
         outcome = run_training_steps(
             child, dataset, data, model, regularizer, config, run_dir, seed, log_model=False
         )
-    except BaseException as exc:
-        close_run(child, failed=True, error=f"{type(exc).__name__}: {exc}")
-        raise
-    close_run(child)
     test = outcome["test"]
     return CellResult(
         model=model,
@@ -116,7 +113,11 @@ def din_ablation(
     work_dir: str | None = None,
     parallel: int = 1,
 ) -> dict[str, Any]:
-    """Run the grid; return the comparison table (rows as dicts) and the run ids."""
+    """Run the grid; return the comparison table (rows as dicts) and the run ids.
+
+    As a deployment run, its path parameters must lie under the configured roots.
+    """
+    guard_deployment_paths(source, work_dir, config_file)
     logger = get_run_logger()
     check_choice("dataset", dataset, DATASETS)
     models = list(models if models is not None else PAPER_MODELS)
@@ -143,11 +144,11 @@ def din_ablation(
         "seeds": ", ".join(str(s) for s in seeds),
         "data_source": "synthetic" if spec.synthetic else "real",
     }
-    parent = open_run(dataset, f"ablation-{time.strftime('%Y%m%d-%H%M%S')}", parent_tags)
-    logger.info("ablation parent run %s: %d cells x %d seeds", parent, len(cells), len(seeds))
     results: list[CellResult] = []
     failures: list[str] = []
-    try:
+    parent_name = f"ablation-{time.strftime('%Y%m%d-%H%M%S')}"
+    with tracked_run(dataset, parent_name, parent_tags) as parent:
+        logger.info("ablation parent run %s: %d cells x %d seeds", parent, len(cells), len(seeds))
         data = run_data_steps(spec, work, seed=data_seed, max_len=max_len)
         tag_run(parent, data.tags())
         jobs = [(m, r, s) for s in seeds for m, r in cells]
@@ -178,10 +179,6 @@ def din_ablation(
         comparison = log_comparison(parent, dataset, results) if results else {}
         if failures:
             raise RuntimeError(f"{len(failures)} ablation cell(s) failed: " + "; ".join(failures))
-    except BaseException as exc:
-        close_run(parent, failed=True, error=f"{type(exc).__name__}: {exc}")
-        raise
-    close_run(parent)
     return {
         "parent_run_id": parent,
         "child_run_ids": [r.run_id for r in results],

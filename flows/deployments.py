@@ -11,6 +11,12 @@ The default schedule is daily at 03:00 (server time zone UTC unless
 ``din serve --cron`` change it. Each scheduled run retrains on the dataset's
 default source and registers a new model version, which becomes the champion
 only if it validates better (see :mod:`tasks.registry`).
+
+Anyone who can reach the Prefect API can trigger a run with any parameters,
+so a deployment run accepts ``source``, ``work_dir`` and ``config_file`` only
+under the roots of the serving process (``din serve --data-root/--work-root``,
+``DIN_DATA_ROOTS``/``DIN_WORK_DIR``); the flow refuses anything else at its
+first step (:mod:`tasks.allowed_paths`).
 """
 
 from __future__ import annotations

@@ -15,15 +15,24 @@ own environment wins):
 
 The health check uses the standard library so that ``din serve`` can say
 "no server" without importing Prefect.
+
+:func:`exit_on_sigterm` turns SIGTERM into ``SystemExit(143)`` for a command's
+duration, so ``finally`` blocks (stopping the servers it started) run.
+During a flow run Prefect has its own SIGTERM handler, which raises
+``TerminationSignal`` (the run is then recorded as terminated) and, once
+the flow is torn down, sends SIGTERM again to the handler installed here.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PREFECT_DEFAULTS = {
@@ -49,6 +58,23 @@ def apply_prefect_defaults() -> None:
     home = os.environ.get("PREFECT_HOME")
     if home:
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def _exit_on_signal(number: int, frame: object) -> None:
+    raise SystemExit(128 + number)
+
+
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit(143)`` inside the block (main thread only; else no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def api_url(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> str:

@@ -20,12 +20,14 @@ from prefect import flow, get_run_logger
 
 from din_model.names import DATASETS
 from flows.steps import run_data_steps, run_training_steps
+from tasks.allowed_paths import guard_deployment_paths
 from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
 from tasks.git_info import git_info
 from tasks.paths import work_root
 from tasks.reproduce import DataChanged
-from tasks.run_logging import close_run, log_inputs, open_run, tag_run
+from tasks.run_lifecycle import tracked_run
+from tasks.run_logging import log_inputs, tag_run
 from tasks.store import ensure_experiment, tracking_uri
 
 DEFAULT_SEED = 2024
@@ -75,10 +77,13 @@ def din_train(
         max_len: history length of the prepared samples (default: the dataset spec's).
         register_model: register the model as ``din-<dataset>`` and apply the champion rule.
         work_dir: where caches and run folders go (default ``outputs/pipeline``).
+            In a deployment run, ``source``, ``work_dir`` and ``config_file`` must lie
+            under the configured roots (:mod:`tasks.allowed_paths`).
         rerun_of: the MLflow run this one re-executes (``din rerun``), recorded as a tag.
         refresh_cache: re-run the data steps even when their cache is valid.
         expected_fingerprint: refuse to run unless the raw data has this fingerprint.
     """
+    guard_deployment_paths(source, work_dir, config_file)
     logger = get_run_logger()
     check_choice("dataset", dataset, DATASETS)
     check_choice("on_bad_lines", on_bad_lines, ("error", "skip"))
@@ -108,9 +113,8 @@ def din_train(
         tags["synthetic_seed"] = spec.synth["seed"]
     if rerun_of:
         tags["rerun_of"] = rerun_of
-    run_id = open_run(dataset, run_name(model, regularizer, seed), tags)
-    logger.info("MLflow run %s on %s", run_id, tracking_uri())
-    try:
+    with tracked_run(dataset, run_name(model, regularizer, seed), tags) as run_id:
+        logger.info("MLflow run %s on %s", run_id, tracking_uri())
         pipeline_params = {
             "pipeline.dataset": dataset,
             "pipeline.source": source,
@@ -129,10 +133,6 @@ def din_train(
         outcome = run_training_steps(
             run_id, dataset, data, model, regularizer, config, run_dir, seed, register_model
         )
-    except BaseException as exc:
-        close_run(run_id, failed=True, error=f"{type(exc).__name__}: {exc}")
-        raise
-    close_run(run_id)
     summary = {
         "run_id": run_id,
         "dataset": dataset,

@@ -10,6 +10,14 @@ Prefect tasks:
 - :mod:`tasks.training`: training and the single test evaluation.
 - :mod:`tasks.run_logging`: the MLflow steps of a run (open, log, register, close).
 
+Run lifecycle (no run stays RUNNING after an error, a signal or a kill):
+- :mod:`tasks.run_lifecycle`: ``tracked_run``, the one place runs are opened and ended.
+- :mod:`tasks.open_runs`: the runs this process has open, ended together on SIGTERM/SIGINT.
+- :mod:`tasks.process_identity`, :mod:`tasks.run_reaper`: ``din.host``/``din.pid`` tags,
+  and KILLED for the runs of dead processes.
+- :mod:`tasks.file_lock`: the lock that serialises a fresh sqlite store's creation.
+- :mod:`tasks.allowed_paths`: the roots a deployment run's paths must lie under.
+
 MLflow and helpers:
 - :mod:`tasks.store`: where the MLflow store lives; one experiment per dataset.
 - :mod:`tasks.tracking`: params, tags, metrics and artifacts by explicit run id.

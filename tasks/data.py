@@ -101,7 +101,7 @@ def generate_synthetic(dataset: str, scale: float, seed: int) -> Path:
         )
     target = synthetic_dir(dataset, scale, seed)
     if not (target / SYNTHETIC_MARKER).is_file():
-        write_synthetic_amazon(target, scale=scale, seed=seed)
+        write_synthetic_amazon(target, scale=scale, seed=seed, force=True)  # the pipeline's own
     return target
 
 
@@ -251,7 +251,8 @@ def validate_sample_tables(prepared) -> dict[str, Any]:
 def write_prepared_dir(prepared, target: str, validation: dict[str, Any]) -> str:
     from din_model.data.prepare import write_prepared
 
-    return str(write_prepared(prepared, Path(target), validation))
+    # the pipeline owns its cache folders: an earlier write of the same key is ours to replace
+    return str(write_prepared(prepared, Path(target), validation, force=True))
 
 
 def prepare_key(context, parameters: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
 """Prefect steps that record a run in MLflow: open, tag, log results, register, close.
 
 The run is opened before the data steps, so a run that fails on bad data is
-in the experiment too (status FAILED, with the error as a tag). The
+in the experiment too (status FAILED, with the error as a tag). Flows do not
+call ``open_run``/``close_run`` themselves: :func:`tasks.run_lifecycle.tracked_run`
+does, and records failures, signals and kills. The
 tracking steps retry on store I/O errors; registration does not (a retry
 after a half-done registration would create a second version).
 """
@@ -93,7 +95,7 @@ def _attention_plot(checkpoint: str, prepared: str, path: Path) -> Path | None:
 def _prediction_sample(predictions: Path, out: Path, seed: int) -> Path:
     import polars as pl
 
-    frame = pl.read_parquet(predictions)
+    frame = pl.read_parquet(predictions, glob=False)
     if frame.height > PREDICTION_SAMPLE_ROWS:
         frame = frame.sample(PREDICTION_SAMPLE_ROWS, seed=seed, shuffle=False)
     frame.write_csv(out)
@@ -144,7 +146,7 @@ def log_results(
     with tracking.scratch_dir() as scratch:
         folder = Path(scratch)
         (folder / "history.json").write_text(json.dumps(train.history, indent=2, default=str))
-        frame = pl.read_parquet(evaluation.predictions, columns=["label", "score"])
+        frame = pl.read_parquet(evaluation.predictions, columns=["label", "score"], glob=False)
         labels, scores = frame["label"].to_numpy().astype(np.int64), frame["score"].to_numpy()
         plots = []
         if np.unique(labels).size == 2:
@@ -177,7 +179,7 @@ def register_model(
     logger = get_run_logger()
     feature_map = FeatureMap.load(prepared)
     names = [f.name for f in feature_map.features]
-    test = pl.read_parquet(Path(prepared) / "test.parquet", n_rows=5).to_pandas()
+    test = pl.read_parquet(Path(prepared) / "test.parquet", n_rows=5, glob=False).to_pandas()
     name = registered_model_name(dataset) if register else None
     info = log_pyfunc_model(
         run_id,
@@ -198,10 +200,9 @@ def register_model(
 
 
 @task(name="close-run", **_TRACKING)
-def close_run(run_id: str, failed: bool = False, error: str | None = None) -> None:
-    if error:
-        tracking.set_tags(run_id, {"error": error[:5000]})
-    tracking.finish_run(run_id, failed=failed)
+def close_run(run_id: str) -> None:
+    """End a run that completed (FINISHED); failures are recorded by :mod:`tasks.run_lifecycle`."""
+    tracking.finish_run(run_id)
 
 
 @task(name="log-comparison", **_TRACKING)

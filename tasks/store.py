@@ -5,12 +5,22 @@ artifact location artifacts land in the current directory; so the project
 pins both: ``sqlite:///<repo>/mlflow/mlflow.db`` with artifacts under
 ``<repo>/mlflow/artifacts``. ``MLFLOW_TRACKING_URI`` overrides the store (tests
 point it at a temporary sqlite file); artifacts then go next to that database.
+
+Several ``din`` processes may open one sqlite store at the same moment. On a
+fresh file each would run MLflow's schema creation and all but one crash
+(``table ... already exists``), so the first use of a sqlite store in a
+process, and every experiment get-or-create, holds an exclusive lock on
+``<db>.lock`` next to the database (:mod:`tasks.file_lock`). The first use
+also marks runs left RUNNING by dead processes of this host as KILLED
+(:mod:`tasks.run_reaper`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -46,16 +56,54 @@ def artifact_root(uri: str | None = None) -> Path | None:
     return None if db is None else db.parent / "artifacts"
 
 
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+@contextmanager
+def store_lock(uri: str | None = None) -> Iterator[None]:
+    """Exclusive across processes for a sqlite store; a no-op for a tracking server."""
+    from tasks.file_lock import exclusive_lock
+
+    db = sqlite_path(uri or tracking_uri())
+    with nullcontext() if db is None else exclusive_lock(lock_path(db)):
+        yield
+
+
+_opened: set[str] = set()  # stores this process has initialised and swept
+
+
+def _initialise(uri: str) -> None:
+    """Create (or migrate) the store's tables under the lock, so only one process does it."""
+    from mlflow import MlflowClient
+
+    with store_lock(uri):  # creating the client already creates the tables
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+
+
 def configure_mlflow() -> str:
-    """Point the mlflow client at the project's store; create the folder of a sqlite file."""
+    """Point the mlflow client at the project's store, ready for tracking.
+
+    On the first call for a store in this process: create the folder of a
+    sqlite file, create its tables under the store lock, and mark the runs of
+    dead processes of this host KILLED.
+    """
     import mlflow
 
     uri = tracking_uri()
-    db = sqlite_path(uri)
-    if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if uri not in _opened:
+        db = sqlite_path(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        _initialise(uri)
+        _opened.add(uri)
+        from tasks.run_reaper import mark_dead_runs_killed
+
+        mark_dead_runs_killed(uri)
     return uri
 
 
@@ -75,14 +123,18 @@ def ensure_experiment(dataset: str) -> str:
         return existing.experiment_id
     root = artifact_root()
     location = None if root is None else (root / name).resolve().as_uri()
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except MlflowException:
-        # Another process created it between the lookup and the create.
-        found = mlflow.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+    with store_lock():  # get-or-create, atomic across processes on a sqlite store
+        existing = mlflow.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        try:
+            return mlflow.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # Another client (of a tracking server) created it between the lookup and the create.
+            found = mlflow.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:

@@ -5,6 +5,11 @@ of the fluent "active run": Prefect executes tasks in worker threads and
 MLflow's active-run stack is per thread, so a run opened in the flow is not
 "active" inside a task. Passing ids also makes child runs of an ablation
 carry their parent explicitly (``mlflow.parentRunId``).
+
+Every run opened here carries the identity of its process (``din.host``,
+``din.pid``, ``din.pid_start``, see :mod:`tasks.process_identity`) so that a
+run whose process was killed can be found and marked KILLED later. Opening
+and ending runs is done by :func:`tasks.run_lifecycle.tracked_run`.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from typing import Any
 
 from din_model.config import dump_config
 from din_model.config.tree import iter_leaves
+from tasks.open_runs import raise_if_terminated
+from tasks.process_identity import process_tags
 from tasks.store import ensure_experiment
 
 logger = logging.getLogger(__name__)
 
+FAILURE_TAG = "din.failure"  # why a run did not finish: an error, a signal, a kill
 MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value
 BATCH_LIMIT = 100  # params or metrics per log_batch request that MLflow accepts comfortably
 EPOCH_METRICS = (
@@ -64,9 +72,13 @@ def open_run(
     tags: Mapping[str, str],
     parent_run_id: str | None = None,
 ) -> str:
-    """Create a run in the dataset's experiment (as a child of ``parent_run_id`` if given)."""
+    """Create a run in the dataset's experiment (as a child of ``parent_run_id`` if given).
+
+    The run is tagged with this process's host, pid and start time.
+    """
     experiment_id = ensure_experiment(dataset)
     all_tags = {k: str(v) for k, v in tags.items()}
+    all_tags.update(process_tags())
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client().create_run(experiment_id, run_name=run_name, tags=all_tags)
@@ -116,7 +128,13 @@ def log_metrics(run_id: str, metrics: Mapping[str, Any], step: int = 0) -> None:
 
 
 def log_epoch(run_id: str, record: Mapping[str, Any]) -> None:
-    """One epoch's train loss and validation metrics at ``step=epoch``."""
+    """One epoch's train loss and validation metrics at ``step=epoch``.
+
+    Raises :class:`tasks.open_runs.RunTerminated` when this process already
+    ended the run on a termination signal: the epoch callback is where a
+    training in a worker thread learns that it should stop.
+    """
+    raise_if_terminated(run_id)
     epoch = int(record["epoch"])
     log_metrics(run_id, {k: record[k] for k in EPOCH_METRICS if k in record}, step=epoch)
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from din_model.cli import register_all
 from din_model.errors import DinError
+from din_model.io.failures import user_error_message
 
 
 def build_parser(packages: Sequence[str]) -> argparse.ArgumentParser:
@@ -17,6 +18,11 @@ def build_parser(packages: Sequence[str]) -> argparse.ArgumentParser:
         description="Deep Interest Network CTR pipeline: prepare data, train, compare runs.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure instead of a one-line message",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for package in packages:
         register_all(subparsers, package)
@@ -24,7 +30,13 @@ def build_parser(packages: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str] | None, packages: Sequence[str]) -> int:
-    """Parse ``argv``, run the chosen command, turn user errors into a message and exit code 2."""
+    """Parse ``argv``, run the chosen command, turn user errors into a message and exit code 2.
+
+    User errors are the project's :class:`DinError` and the I/O failures a user
+    can cause (a missing file, a permission, a file where a folder belongs, a
+    full disk), reported as one line naming the path. Anything else is a bug
+    and keeps its traceback; ``--debug`` shows the traceback of every failure.
+    """
     parser = build_parser(packages)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -35,7 +47,15 @@ def run(argv: Sequence[str] | None, packages: Sequence[str]) -> int:
     try:
         return int(args.handler(args) or 0)
     except DinError as exc:
+        if args.debug:
+            raise
         print(f"din {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        message = user_error_message(exc)
+        if message is None or args.debug:
+            raise
+        print(f"din {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"din {args.command}: interrupted", file=sys.stderr)

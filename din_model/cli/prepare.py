@@ -16,6 +16,7 @@ from pathlib import Path
 
 from din_model.data.hashing import DEFAULT_HASH_SEED, parse_hash_buckets
 from din_model.data.prepare import ON_BAD_LINES, prepare_dataset
+from din_model.io.output_dir import FORCE_HELP
 from din_model.names import DATASETS
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASETS)
     parser.add_argument("--source", required=True, type=Path, help="folder of the owner's files")
     parser.add_argument("--out", required=True, type=Path, help="prepared folder to write")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.add_argument("--seed", type=int, default=42, help="negative sampling / user split seed")
     parser.add_argument(
         "--max-len", type=int, default=None, help="history length (default: the dataset's spec)"
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         on_bad_lines=args.on_bad_lines,
         hash_buckets=parse_hash_buckets(args.hash_buckets),
         hash_seed=args.hash_seed,
+        force=args.force,
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     samples = report["samples"]

@@ -15,6 +15,7 @@ import sys
 import time
 
 from din_model.data.synth.amazon import AmazonSynthParams, sizes_for_scale, write_synthetic_amazon
+from din_model.io.output_dir import FORCE_HELP
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    parser.add_argument("--force", action="store_true", help=FORCE_HELP)
     parser.add_argument(
         "--category",
         default="Electronics",
@@ -63,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         category=args.category,
         params=AmazonSynthParams(),
         progress=not args.no_progress and sys.stderr.isatty(),
+        force=args.force,
     )
     counts = description["counts"]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

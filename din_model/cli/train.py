@@ -2,7 +2,8 @@
 
 Writes into ``--out``: metrics.json, predictions.parquet, checkpoints/ (last.pt
 each epoch, best.pt) and config.yaml (the resolved configuration). Running the
-same command again after a kill resumes from checkpoints/last.pt.
+same command again after a kill resumes from checkpoints/last.pt; a finished run
+in --out is replaced only with --force, and a folder din did not write never.
 
 Data-parallel training on several processes (gloo on CPU, nccl on GPUs):
   torchrun --standalone --nproc-per-node 2 -m din_model.cli train --data D --model din --out O
@@ -48,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="ignore checkpoints already in --out and train from scratch",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a finished earlier run in --out (an unfinished one resumes without it; "
+        "a folder din did not write is never replaced)",
+    )
     parser.set_defaults(handler=run_train)
 
 
@@ -72,7 +79,13 @@ def run_train(args: argparse.Namespace) -> int:
     # under torchrun (WORLD_SIZE > 1) every process joins the group; alone, nothing changes
     with process_group(config["train"]["device"]):
         result = train_and_evaluate(
-            args.data, args.out, args.model, args.reg, config, resume=not args.restart
+            args.data,
+            args.out,
+            args.model,
+            args.reg,
+            config,
+            resume=not args.restart,
+            force=args.force,
         )
         if not is_main_process():
             return 0

@@ -46,12 +46,13 @@ MISSING = "nothing (missing or null)"
 
 
 def quoted_value(value: pl.Expr) -> pl.Expr:
-    """Render found values for messages: 'abc' in quotes, or ``MISSING`` where null."""
-    return (
-        pl.when(value.is_null())
-        .then(pl.lit(MISSING))
-        .otherwise(pl.format("'{}'", value.cast(pl.String)))
-    )
+    """Render found values for messages: 'abc' in quotes, or ``MISSING`` where null.
+
+    Built with ``concat_str``, not ``pl.format``: polars 2.1's ``format`` panics
+    on a filtered string column made of several chunks (found by a review).
+    """
+    quoted = pl.concat_str(pl.lit("'"), value.cast(pl.String), pl.lit("'"))
+    return pl.when(value.is_null()).then(pl.lit(MISSING)).otherwise(quoted)
 
 
 def problems_frame(rows: list[tuple[int, str, str | None, str | None, str | None]]) -> pl.DataFrame:

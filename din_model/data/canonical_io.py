@@ -76,7 +76,7 @@ def load_canonical(directory: str | Path) -> CanonicalData:
     for name in manifest["tables"]:
         path = directory / f"{name}.parquet"
         try:
-            tables[name] = pl.read_parquet(path)
+            tables[name] = pl.read_parquet(path, glob=False)  # a path, not a pattern
         except (FileNotFoundError, pl.exceptions.PolarsError, OSError) as exc:
             raise DataError(path, f"the saved {name} table (parquet)", got=str(exc)) from exc
     missing = [name for name in ("interactions", "items", "users") if name not in tables]

@@ -29,8 +29,9 @@ from din_model.data.samples import PreparedData, assemble
 from din_model.data.schema import UNKNOWN_CATEGORY, CanonicalData
 from din_model.data.spec import spec_for_layout
 from din_model.errors import ConfigError, DataError
-from din_model.io.atomic import atomic_output_dir, write_json_atomic
+from din_model.io.atomic import write_json_atomic
 from din_model.io.fingerprint import fingerprint_files
+from din_model.io.output_dir import claim_output_dir, replace_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ def build_samples(
         "items": len(data.items),
         "unknown_categories": int((data.items["category"] == UNKNOWN_CATEGORY).sum()),
         "rejected_lines": int(adapter.get("rejected_lines", 0) or 0),
+        "duplicates_dropped": dict(adapter.get("duplicates_dropped") or {}),
         **prepared.report,
         "adapter": adapter,
     }
@@ -143,16 +145,25 @@ def validate_samples(prepared: PreparedData) -> dict[str, Any]:
     return outcome
 
 
-def write_prepared(prepared: PreparedData, out: Path, validation: dict[str, Any]) -> Path:
+def write_prepared(
+    prepared: PreparedData,
+    out: Path,
+    validation: dict[str, Any],
+    *,
+    force: bool = False,
+    sources: tuple[str | Path, ...] = (),
+) -> Path:
     """Write splits, feature map, vocabularies, validation and report; all or nothing.
 
     Everything goes into a temporary sibling of ``out`` that replaces it only
     once complete. ``validation`` is what the two validation steps returned,
-    keyed by stage (or a single stage's result).
+    keyed by stage (or a single stage's result). ``out`` must be new, empty or
+    an earlier output of ours, which is replaced only with ``force``
+    (:mod:`din_model.io.output_dir`); it may not overlap ``sources``.
     """
     out = Path(out)
     started = time.perf_counter()
-    with atomic_output_dir(out) as tmp:
+    with replace_output_dir(out, command="prepare", force=force, sources=sources) as tmp:
         for name in SPLITS:
             prepared.splits[name].write_parquet(tmp / f"{name}.parquet")
         prepared.feature_map.save(tmp / FEATURE_MAP_FILE)
@@ -202,8 +213,13 @@ def prepare_dataset(
     on_bad_lines: str = "error",
     hash_buckets: dict[str, int] | None = None,
     hash_seed: int = DEFAULT_HASH_SEED,
+    force: bool = False,
 ) -> dict[str, Any]:
     """The whole chain; returns the prepare report. A failure leaves ``out`` untouched.
+
+    ``out`` is checked before anything is read: it must be new, empty or an
+    earlier output of ours (replaced only with ``force``), and neither be,
+    lie inside nor contain ``source``.
 
     ``hash_buckets`` hashes the named tables into that many ids (see
     :func:`build_samples`); the report's ``hashing`` section counts collisions.
@@ -220,7 +236,7 @@ def prepare_dataset(
     for table, buckets in (hash_buckets or {}).items():
         check_buckets(f"hash buckets of {table!r}", buckets)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, command="prepare", force=force, sources=[source])
     staging = None
     if on_bad_lines == "skip":
         staging = out.parent / f".{out.name}.rejects-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -235,7 +251,8 @@ def prepare_dataset(
         prepared.timings = {"ingest": ingest_seconds, **prepared.timings}
         prepared.rejects_dir = staging
         samples = validate_samples(prepared)
-        write_prepared(prepared, out, {"canonical": canonical, "samples": samples})
+        validation = {"canonical": canonical, "samples": samples}
+        write_prepared(prepared, out, validation, force=force, sources=(source,))
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -31,6 +31,19 @@ import polars as pl
 
 UNKNOWN_CATEGORY = "unknown"
 
+# The plausible window of an event's ``timestamp`` (unix seconds, UTC, both ends included),
+# checked where each line is read (:func:`din_model.data.readers.require_plausible_timestamps`).
+# Lower end: no supported source has older events (MovieLens ratings start on 1995-01-09,
+# Amazon reviews in 1996, Taobao logs in 2017), so 0, negative numbers and counts in a
+# wrong unit (days, hours) are rejected. Upper end: a fixed date rather than "now", so that
+# the same file is accepted or rejected identically on every day (prepared data, rejects
+# and fingerprints stay reproducible); it is far beyond any real event yet rejects
+# milliseconds (any date after 1970-02-17 in milliseconds exceeds it) and year-3000 typos.
+# It matches the upper bound of the Great Expectations suites, the second gate.
+EARLIEST_TIMESTAMP = 788_918_400  # 1995-01-01T00:00:00Z
+LATEST_TIMESTAMP = 4_102_444_799  # 2099-12-31T23:59:59Z
+TIMESTAMP_WINDOW_TEXT = "from 1995-01-01 to 2099-12-31 (UTC)"
+
 INTERACTION_COLUMNS: dict[str, pl.DataType] = {
     "user_id": pl.String(),
     "item_id": pl.String(),

@@ -26,6 +26,11 @@ def atomic_output_dir(target: str | Path) -> Iterator[Path]:
 
     On an exception the temporary directory is removed and ``target`` is left
     exactly as it was (absent or with its previous contents).
+
+    It replaces whatever ``target`` holds: use it for folders the program
+    owns (caches); a folder the user names goes through
+    :func:`din_model.io.output_dir.replace_output_dir`, which refuses to
+    replace what is not ours.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -37,10 +42,17 @@ def atomic_output_dir(target: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     backup = None
-    if target.exists():
-        backup = _temporary_sibling(target)
-        os.replace(target, backup)
-    os.replace(tmp, target)
+    try:
+        if target.exists():
+            backup = _temporary_sibling(target)
+            os.replace(target, backup)
+        os.replace(tmp, target)
+    except BaseException:
+        if backup is not None and not target.exists():
+            os.replace(backup, target)  # put the previous version back
+            backup = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
 

@@ -23,6 +23,8 @@ from din_model.config import config_hash
 from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import DataError
 from din_model.io.atomic import atomic_output_file, write_json_atomic
+from din_model.io.failures import writing
+from din_model.io.output_dir import Claim
 from din_model.regularizers import build_regularizer
 from din_model.training import distributed
 from din_model.training.checkpoint import load_checkpoint
@@ -36,6 +38,7 @@ from din_model.training.session import (
     EpochCallback,
     FitResult,
     TrainingRun,
+    claim_train_output,
     source_fingerprint,
 )
 from din_model.training.tensors import load_prepared_split
@@ -73,6 +76,7 @@ def fit(
     *,
     on_epoch_end: EpochCallback | None = None,
     resume: bool = True,
+    force: bool = False,
 ) -> FitResult:
     """Train ``model`` on ``data_dir``'s train split, choosing the epoch on valid.
 
@@ -83,9 +87,17 @@ def fit(
     another run is refused); without it earlier outputs there are removed.
     ``on_epoch_end`` receives each epoch's record; epochs restored from a
     checkpoint are replayed to it first, so it always sees the whole history.
+
+    ``out_dir`` must be new, empty or our own ``din train`` output: an
+    unfinished one resumes, a finished one (with ``metrics.json``) is replaced
+    only with ``force``, any other folder (or the data folder) is refused.
     """
-    run = TrainingRun(Path(data_dir), Path(out_dir), model, regularizer, config)
-    if not resume:
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    claim = claim_train_output(out_dir, data_dir, force=force)
+    run = TrainingRun(data_dir, out_dir, model, regularizer, config)
+    if claim is Claim.REPLACE:
+        run.clear_outputs(everything=True)
+    elif not resume:
         run.clear_outputs()
     elif run.restore() and on_epoch_end is not None:
         for record in run.state.history:
@@ -176,6 +188,7 @@ def train_and_evaluate(
     *,
     on_epoch_end: EpochCallback | None = None,
     resume: bool = True,
+    force: bool = False,
 ) -> TrainResult:
     """Fit, score test ONCE with the best-on-validation checkpoint, write the outputs.
 
@@ -183,7 +196,7 @@ def train_and_evaluate(
     GAUC, LogLoss, GAUC users, best epoch, history) and
     ``predictions.parquet`` (user_id, label, score of every test sample).
     Under torchrun (a process group) only rank 0 writes; every rank returns
-    the same metrics.
+    the same metrics. ``resume`` and ``force``: see :func:`fit`.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not (data_dir / "test.parquet").is_file():
@@ -198,12 +211,13 @@ def train_and_evaluate(
         config,
         on_epoch_end=on_epoch_end,
         resume=resume,
+        force=force,
     )
     device = result.config["train"]["device"]
     test = evaluate_checkpoint(result.best_checkpoint, data_dir, "test", device=device)
     predictions_path = out_dir / PREDICTIONS_FILE
     if distributed.is_main_process():
-        with atomic_output_file(predictions_path) as tmp:
+        with writing(predictions_path), atomic_output_file(predictions_path) as tmp:
             test.predictions.write_parquet(tmp)
     speeds = [r["samples_per_s"] for r in result.history]
     metrics = {
@@ -228,7 +242,8 @@ def train_and_evaluate(
         metrics["distributed"] = group
     metrics_path = out_dir / METRICS_FILE
     if distributed.is_main_process():
-        write_json_atomic(metrics_path, metrics)
+        with writing(metrics_path):
+            write_json_atomic(metrics_path, metrics)
     distributed.barrier()  # the outputs exist when any rank returns
     logger.info(
         "test (epoch %d model): AUC %.4f GAUC %.4f (%d users) LogLoss %.4f",

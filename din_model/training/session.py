@@ -11,6 +11,11 @@ Under torchrun every rank builds the same run (same data, same seeded model)
 and trains its shard (:mod:`din_model.training.ddp_trainer`); only rank 0
 writes config.yaml and the checkpoints, and barriers keep the other ranks
 from reading them before they are complete.
+
+The output folder follows the rule of :mod:`din_model.io.output_dir`
+(:func:`claim_train_output`): new or empty, or our own ``din train`` output.
+An unfinished one (marker and checkpoints, no ``metrics.json``) is resumed;
+a finished one is replaced only with ``force``; any other folder is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from din_model.config import config_hash, dump_config, resolve_config
 from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DataError
 from din_model.io.atomic import atomic_output_file
+from din_model.io.failures import writing
 from din_model.io.fingerprint import fingerprint_files
+from din_model.io.output_dir import MARKER, Claim, claim_output_dir, write_marker
 from din_model.regularizers import build_regularizer
 from din_model.training import distributed
 from din_model.training.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
@@ -46,6 +53,7 @@ from din_model.training.trainer import MONITORS, TrainingState, is_improvement
 
 logger = logging.getLogger(__name__)
 
+TRAIN_COMMAND = "train"
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
@@ -94,6 +102,20 @@ def source_fingerprint(data_dir: Path) -> str | None:
         if isinstance(payload.get(key), str):
             return payload[key]
     return None
+
+
+def is_unfinished(out_dir: Path) -> bool:
+    """A ``din train`` output without its final metrics: a run that can be resumed."""
+    return not (out_dir / METRICS_FILE).exists()
+
+
+def claim_train_output(out_dir: Path, data_dir: Path, *, force: bool = False) -> Claim:
+    """Check ``out_dir`` on every rank before any rank writes there (see the module doc)."""
+    claim = claim_output_dir(
+        out_dir, command=TRAIN_COMMAND, force=force, sources=[data_dir], resumable=is_unfinished
+    )
+    distributed.barrier()  # every rank has looked before rank 0 changes anything
+    return claim
 
 
 def _check_train_config(train: dict[str, Any]) -> None:
@@ -148,25 +170,43 @@ class TrainingRun:
         self.last_path, self.best_path = checkpoint_paths(out_dir)
 
     # -- output directory ------------------------------------------------------
-    def clear_outputs(self) -> None:
-        """Forget a previous run in ``out_dir`` (its checkpoints, metrics, predictions)."""
+    def clear_outputs(self, *, everything: bool = False) -> None:
+        """Forget a previous run in ``out_dir`` (its checkpoints, metrics, predictions).
+
+        ``everything`` empties the folder (an earlier output of ours replaced
+        with ``force``); the marker goes last, so an interruption never leaves
+        files of ours without it.
+        """
         if distributed.is_main_process():
-            for name in (METRICS_FILE, PREDICTIONS_FILE):
-                (self.out_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(self.last_path.parent, ignore_errors=True)
+            with writing(self.out_dir):
+                for name in (METRICS_FILE, PREDICTIONS_FILE):
+                    (self.out_dir / name).unlink(missing_ok=True)
+                shutil.rmtree(self.last_path.parent, ignore_errors=True)
+                if everything:
+                    for entry in self.out_dir.iterdir():
+                        if entry.name == MARKER:
+                            continue
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry)
+                        else:
+                            entry.unlink()
+                    (self.out_dir / MARKER).unlink(missing_ok=True)
         distributed.barrier()  # no rank may see the old files after this
 
     def write_config(self) -> None:
-        """The resolved config as ``config.yaml`` next to the outputs."""
+        """Our marker (unless there) and the resolved config as ``config.yaml``."""
         if not distributed.is_main_process():
             return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         header = (
             f"din train --model {self.model_name} --reg {self.regularizer_name} "
             f"--data {self.data_dir}\nconfig hash {self.config_hash}"
         )
-        with atomic_output_file(self.out_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(dump_config(self.config, header=header))
+        with writing(self.out_dir):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if not (self.out_dir / MARKER).is_file():
+                write_marker(self.out_dir, TRAIN_COMMAND)  # before any checkpoint: resumable
+            with atomic_output_file(self.out_dir / CONFIG_FILE) as tmp:
+                tmp.write_text(dump_config(self.config, header=header))
 
     # -- checkpoints -----------------------------------------------------------
     def _identity(self) -> dict[str, Any]:

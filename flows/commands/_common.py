@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from din_model.config.overrides import add_override_argument
@@ -37,20 +38,67 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", help="caches and run folders (default outputs/pipeline)")
 
 
-def prepare_prefect() -> None:
-    """Environment defaults, and a clear stop when ``PREFECT_API_URL`` points nowhere."""
+@contextmanager
+def prefect_session() -> Iterator[str]:
+    """A Prefect API for the flows this command runs in-process; yields its URL.
+
+    The configured ``PREFECT_API_URL`` (environment or Prefect profile) when
+    set, with a clear stop when nothing answers there; otherwise a temporary
+    server started and owned by this process, which dies with it even on
+    SIGKILL (:func:`flows.server.temporary_server`), where Prefect's own
+    temporary server would be orphaned. SIGTERM ends the command through its
+    ``finally`` blocks (:func:`flows.runtime.exit_on_sigterm`).
+    """
     from din_model.errors import ConfigError
-    from flows.runtime import apply_prefect_defaults, server_healthy
+    from flows.runtime import apply_prefect_defaults, exit_on_sigterm, server_healthy
 
     apply_prefect_defaults()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call otherwise
-    url = os.environ.get("PREFECT_API_URL")
-    if url and not server_healthy(url):
-        raise ConfigError(
-            f"PREFECT_API_URL is {url} but no Prefect server answers there. Start it "
-            "(`prefect server start --host 127.0.0.1`) or unset PREFECT_API_URL to run on "
-            "Prefect's temporary local server."
-        )
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    from flows.server import temporary_server
+
+    url = PREFECT_API_URL.value()
+    if url:
+        if not server_healthy(url):
+            raise ConfigError(
+                f"PREFECT_API_URL is {url} but no Prefect server answers there. Start it "
+                "(`prefect server start --host 127.0.0.1`) or unset PREFECT_API_URL to run on "
+                "a temporary local server."
+            )
+        with exit_on_sigterm():
+            yield url
+        return
+    timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    with (
+        exit_on_sigterm(),
+        temporary_server(timeout) as url,
+        temporary_settings(updates={PREFECT_API_URL: url}),
+    ):
+        try:
+            yield url
+        finally:
+            send_queued_logs_and_events()
+
+
+FLUSH_TIMEOUT_S = 10.0
+
+
+def send_queued_logs_and_events(timeout: float = FLUSH_TIMEOUT_S) -> None:
+    """Deliver what Prefect's background workers still hold, while the server still answers.
+
+    Otherwise they flush at interpreter exit, after the temporary server is
+    gone, and retry for over a minute ("Error logging to API").
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout, at_exit=False)
 
 
 def _fmt(value: Any) -> str:

@@ -35,34 +35,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from flows.commands._common import prepare_prefect
+    from flows.commands._common import prefect_session
 
-    prepare_prefect()
-    from prefect.task_runners import ThreadPoolTaskRunner
+    with prefect_session():
+        from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.ablation_flow import din_ablation
-    from tasks.data import DEFAULT_SYNTHETIC_SCALE
+        from flows.ablation_flow import din_ablation
+        from tasks.data import DEFAULT_SYNTHETIC_SCALE
+
+        flow = din_ablation.with_options(
+            task_runner=ThreadPoolTaskRunner(max_workers=max(1, args.parallel))
+        )
+        result = flow(
+            dataset=args.dataset,
+            source=args.source,
+            models=args.models,
+            regularizers=args.regularizers,
+            seeds=args.seeds,
+            cross=args.cross,
+            regularized_model=args.reg_model,
+            overrides=args.overrides,
+            config_file=args.config_file,
+            data_seed=args.data_seed,
+            max_len=args.max_len,
+            synthetic_scale=args.synthetic_scale or DEFAULT_SYNTHETIC_SCALE,
+            work_dir=args.work_dir,
+            parallel=args.parallel,
+        )
     from tasks.store import ensure_experiment
 
-    flow = din_ablation.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=max(1, args.parallel))
-    )
-    result = flow(
-        dataset=args.dataset,
-        source=args.source,
-        models=args.models,
-        regularizers=args.regularizers,
-        seeds=args.seeds,
-        cross=args.cross,
-        regularized_model=args.reg_model,
-        overrides=args.overrides,
-        config_file=args.config_file,
-        data_seed=args.data_seed,
-        max_len=args.max_len,
-        synthetic_scale=args.synthetic_scale or DEFAULT_SYNTHETIC_SCALE,
-        work_dir=args.work_dir,
-        parallel=args.parallel,
-    )
     print()
     print(result["markdown"])
     experiment = ensure_experiment(args.dataset)

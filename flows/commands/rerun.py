@@ -28,7 +28,7 @@ def handle(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from flows.commands._common import prepare_prefect, results_table
+    from flows.commands._common import prefect_session, results_table
     from flows.runtime import apply_prefect_defaults
     from tasks.reproduce import check_data, compare_metrics, load_recorded_run
 
@@ -41,25 +41,25 @@ def handle(args: argparse.Namespace) -> int:
             return 2
         source = check_data(recorded)
         print(f"data unchanged ({recorded.manifest.get('fingerprint')}); re-running ...")
-        prepare_prefect()
-        from flows.train_flow import din_train
+        with prefect_session():
+            from flows.train_flow import din_train
 
-        summary = din_train(
-            dataset=recorded.dataset,
-            source=str(source),
-            model=recorded.model,
-            regularizer=recorded.regularizer,
-            overrides=[],
-            seed=recorded.seed,
-            config_file=str(recorded.config_file),
-            max_len=recorded.max_len,
-            on_bad_lines=recorded.on_bad_lines,
-            register_model=args.register,
-            work_dir=args.work_dir,
-            rerun_of=recorded.run_id,
-            refresh_cache=True,
-            expected_fingerprint=recorded.manifest.get("fingerprint"),
-        )
+            summary = din_train(
+                dataset=recorded.dataset,
+                source=str(source),
+                model=recorded.model,
+                regularizer=recorded.regularizer,
+                overrides=[],
+                seed=recorded.seed,
+                config_file=str(recorded.config_file),
+                max_len=recorded.max_len,
+                on_bad_lines=recorded.on_bad_lines,
+                register_model=args.register,
+                work_dir=args.work_dir,
+                rerun_of=recorded.run_id,
+                refresh_cache=True,
+                expected_fingerprint=recorded.manifest.get("fingerprint"),
+            )
     print()
     print(results_table(summary))
     new_metrics = {f"test_{k}": v for k, v in summary["test"].items()}

@@ -35,13 +35,15 @@ def test_item_category_is_the_most_frequent_then_smallest(tmp_path: Path) -> Non
         "2,200,7,pv,1511544073",
         "1,200,30,cart,1511544074",
         "1,300,9,fav,1511544075",
-        "1,300,9,fav,1511544075",  # repeated events are all kept
+        "1,300,9,fav,1511544075",  # an exact copy of a line: dropped
+        "1,300,9,pv,1511544075",  # the same second, another behaviour: kept
     ]
     write_lines(tmp_path / "UserBehavior.csv", rows)
     data = ingest("taobao", tmp_path)
     assert dict(data.items.iter_rows()) == {"100": "5", "200": "7", "300": "9"}
     assert data.report["items_with_conflicting_categories"] == 2
     assert data.interactions.height == 7
+    assert data.report["duplicates_dropped"] == {"interactions": 1}
 
 
 def _write_display_ad(folder: Path, raw_rows: list[str] | None = None) -> Path:

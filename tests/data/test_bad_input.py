@@ -91,7 +91,11 @@ def test_several_bad_lines_are_all_rejected_and_counted(tmp_path: Path, amazon_m
 def _books(folder: Path, meta_lines: list[str]) -> Path:
     write_lines(
         folder / "reviews_Books_5.json.gz",
-        [review("u1", "A", 1), review("u1", "B", 2), review("u2", "A", 3)],
+        [
+            review("u1", "A", 1_400_000_001),
+            review("u1", "B", 1_400_000_002),
+            review("u2", "A", 1_400_000_003),
+        ],
     )
     write_lines(folder / "meta_Books.json.gz", meta_lines)
     return folder

@@ -263,7 +263,7 @@ def test_cli_writes_the_directory(
         ["din_model.cli"],
     )
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == [SYNTHETIC_MARKER, META, REVIEWS]
+    assert sorted(p.name for p in out.iterdir()) == [".din-output", SYNTHETIC_MARKER, META, REVIEWS]
     assert "385 users" in capsys.readouterr().out
     code = run_cli(["synth", "amazon", "--scale", "0", "--out", str(out)], ["din_model.cli"])
     assert code == 2

@@ -51,9 +51,14 @@ def test_eval_output_of_a_sample_does_not_depend_on_its_batch():
     x = torch.randn(10, 6)
     together = dice(x)
     alone = torch.cat([dice(x[i : i + 1]) for i in range(10)])
-    torch.testing.assert_close(alone, together, atol=0, rtol=0)
+    # Elementwise in eval mode, but not bit for bit: how many elements a call has decides
+    # which go through the CPU's vector loop (SLEEF's sigmoid) and which through the scalar
+    # tail (libm), each within an ulp or two of the exact value, and the vector width
+    # differs between CPUs. torch's float32 defaults (rtol 1.3e-6, atol 1e-5) allow such
+    # ulps; batch statistics instead of the running ones would move outputs by O(1).
+    torch.testing.assert_close(alone, together)
     other_company = dice(torch.cat([x[:3], torch.randn(20, 6) * 100]))[:3]
-    torch.testing.assert_close(other_company, together[:3], atol=0, rtol=0)
+    torch.testing.assert_close(other_company, together[:3])
 
 
 def test_alpha_is_a_trained_parameter():

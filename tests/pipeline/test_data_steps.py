@@ -70,12 +70,12 @@ def test_bad_data_fails_the_flow_at_validation(
     from flows.train_flow import din_train
 
     source = copy_movielens(movielens_100k, tmp_path / "ml-100k")
+    # Every rating a 5 (an export that lost the scale): each line is well-formed and in
+    # range, so the readers' own checks pass; only the sample suite sees that every sample
+    # is now a click (the spec's positive-rate bounds)
     ratings = source / "u.data"
-    lines = ratings.read_text().splitlines()
-    for i in range(0, 50):  # timestamps written in milliseconds on 50 lines
-        user, item, rating, ts = lines[i].split("\t")
-        lines[i] = "\t".join([user, item, rating, ts + "000"])
-    ratings.write_text("\n".join(lines) + "\n")
+    rows = [line.split("\t") for line in ratings.read_text().splitlines()]
+    ratings.write_text("".join(f"{u}\t{i}\t5\t{t}\n" for u, i, _, t in rows))
 
     state = din_train(
         dataset="movielens",
@@ -90,7 +90,7 @@ def test_bad_data_fails_the_flow_at_validation(
     with pytest.raises(ValidationFailed) as failure:
         state.result()
     summary = failure.value.summary
-    assert "timestamp" in summary
+    assert "label" in summary
     assert summary in state.message  # the flow's failure message carries the GE summary
 
     with get_client(sync_client=True) as client:
@@ -99,8 +99,9 @@ def test_bad_data_fails_the_flow_at_validation(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
         )
     by_name = {run.name.rsplit("-", 1)[0]: run for run in task_runs}
-    assert by_name["validate-canonical"].state.is_failed()
-    assert "train" not in by_name and "prepare-samples" not in by_name
+    assert by_name["validate-canonical"].state.is_completed()
+    assert by_name["validate-samples"].state.is_failed()
+    assert "train" not in by_name
 
     (run,) = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("din-movielens").experiment_id]

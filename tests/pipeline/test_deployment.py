@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -68,7 +67,19 @@ def test_serve_and_trigger_a_deployment(
         assert wait_until(lambda: server_healthy(url), 120), _tail(server_log)
         with serve_log.open("wb") as log:
             serve = subprocess.Popen(
-                [str(BIN / "din"), "serve", "--datasets", "movielens", "--cron", "0 4 * * *"],
+                [
+                    str(BIN / "din"),
+                    "serve",
+                    "--datasets",
+                    "movielens",
+                    "--cron",
+                    "0 4 * * *",
+                    # the run reads the shared data set and the test's config file
+                    "--data-root",
+                    str(movielens_100k),
+                    "--data-root",
+                    str(TINY_CONFIG.parent),
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -89,7 +100,6 @@ def test_serve_and_trigger_a_deployment(
             "max_len": PREPARE_MAX_LEN,
             "seed": 5,
         }
-        started = time.monotonic()
         triggered = subprocess.run(
             [
                 str(BIN / "prefect"),
@@ -109,8 +119,7 @@ def test_serve_and_trigger_a_deployment(
         )
         output = triggered.stdout + triggered.stderr
         assert triggered.returncode == 0, output + _tail(serve_log)
-        assert "Completed" in output, output
-        assert time.monotonic() - started < 300
+        assert "Completed" in output, output  # --watch-timeout already bounds the wait
 
         from mlflow import MlflowClient
 

@@ -121,6 +121,10 @@ def test_bf16_autocast_epoch_trains_close_to_float32(prepared_dir, fast_config):
     assert bf16.amp is torch.bfloat16
     a = plain.train_epoch(split, 1, 1)["train_loss"]
     b = bf16.train_epoch(split, 1, 1)["train_loss"]
+    # bfloat16 keeps 8 significant bits: each rounded product or activation is off by up to
+    # 2**-9 relative, so a loss of ~0.69 computed through a few such layers moves by a few
+    # times 0.69 * 2**-9 = 1.3e-3; 0.02 allows ~15 of those, while a broken autocast (wrong
+    # dtype in the loss, a dropped layer) moves the epoch's loss by tenths.
     assert math.isfinite(b) and abs(a - b) < 0.02
     assert bf16.validate(split)["auc"] > 0.5
 
@@ -137,10 +141,18 @@ def test_compiled_model_computes_what_the_eager_one_does(prepared_dir, fast_conf
         logits = trainer.forward_module(batch)
         logits.square().sum().backward()
         outputs.append((logits.detach(), [p.grad for p in trainer.model.parameters()]))
+    # Inductor fuses and re-vectorises the float32 reductions (how, depends on the CPU's
+    # vector width). Re-associating a sum of n float32 terms moves it by at most
+    # (n - 1) * 2**-24 of the sum of |terms| (Higham 4.2); with layer widths <= 64 that is
+    # 3.8e-6 per layer, about 1.5e-5 through the model's four products: rtol 1e-4 (atol
+    # 1e-5 for logits near 0).
     torch.testing.assert_close(outputs[1][0], outputs[0][0], atol=1e-5, rtol=1e-4)
     # Dice divides by the root of tiny variances at initialisation, which magnifies the
     # rounding of a different operation order: compare whole gradients, not elements.
     for a, b in zip(outputs[0][1], outputs[1][1], strict=True):
         assert (b - a).norm() <= 1e-2 * a.norm() + 1e-7
     loss = compiled.train_epoch(split, 1, 1)["train_loss"]
+    # Both start from the same weights and differ only by that rounding, which training then
+    # carries along; the epoch's mean loss (~0.69) must agree to 0.15%, far tighter than
+    # a wrongly compiled graph (another loss, a missing layer) would.
     assert abs(loss - eager.train_epoch(split, 1, 1)["train_loss"]) < 1e-3

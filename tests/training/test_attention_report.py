@@ -44,7 +44,10 @@ def test_examples_carry_the_weights_the_model_gives(
         batch = take(test, torch.tensor([example.row]))
         with torch.no_grad():
             expected = model.attention_weights(batch)[0, :length]
-        assert example.weights == pytest.approx(expected.tolist(), abs=1e-6)
+        # A batch of one row against the report's batch of two: the CPU's matrix kernels may
+        # block the float32 sums differently, which moves each of the attention MLP's (width
+        # <= 64) outputs by at most 63 * 2**-24 = 3.8e-6 relative per layer (Higham 4.2).
+        assert example.weights == pytest.approx(expected.tolist(), rel=1e-4, abs=1e-6)
         assert example.history["hist_cate_id"] == batch["hist_cate_id"][0, :length].tolist()
         assert example.candidate["cate_id"] == int(batch["cate_id"][0])
         same = example.same_as_candidate("hist_cate_id")

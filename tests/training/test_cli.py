@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -61,6 +60,25 @@ def _command(data: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
+# `din train ARGS`, whose process SIGKILLs itself when epoch 1 has ended (its last.pt written)
+KILLED_AFTER_FIRST_EPOCH = """
+import os, signal, sys
+import din_model.training.api as api
+
+fit = api.fit
+
+def fit_killed_after_first_epoch(*args, **kwargs):
+    def die(record):
+        if record["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return fit(*args, **{**kwargs, "on_epoch_end": die})
+
+api.fit = fit_killed_after_first_epoch
+from din_model.cli._main import run
+sys.exit(run(["train", *sys.argv[1:]], ["din_model.cli"]))
+"""
+
+
 def _comparable(metrics: dict) -> dict:
     drop = {"samples_per_s", "train_seconds"}
     history = [{k: v for k, v in r.items() if k not in drop} for r in metrics["history"]]
@@ -79,18 +97,15 @@ def test_a_killed_run_resumes_to_the_same_final_metrics(prepared_dir: Path, tmp_
     subprocess.run(_command(prepared_dir, reference), env=env, check=True, capture_output=True)
 
     last = resumed / "checkpoints" / "last.pt"
-    process = subprocess.Popen(
-        _command(prepared_dir, resumed),
+    # The real `din train` command, killed by a real SIGKILL at a fixed point (right after
+    # epoch 1's checkpoint), not after a wall-clock race that a faster CPU could win.
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_FIRST_EPOCH, *_command(prepared_dir, resumed)[4:]],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
-    deadline = time.monotonic() + 120
-    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     done = load_checkpoint(last)["training_state"]["epoch"]
     assert done == 1
     assert not (resumed / "metrics.json").exists()

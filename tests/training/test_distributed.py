@@ -1,27 +1,28 @@
 """Data-parallel training (torchrun + DDP, gloo on the CPU) against the single-process run.
 
 The fast tests check the sharding arithmetic without a process group. The
-slow ones start real ``torchrun`` processes:
+slow ones start real ``torchrun`` processes. No tolerance below is a figure
+one CPU printed: a CPU with other kernels (AVX2 or AVX-512, Intel or AMD)
+rounds differently, so every bound is argued from float32 rounding, from the
+scores themselves, or from a yardstick measured in the same test run.
 
-* MovieLens 100K (real data, max_len 20), DIN with Adam, 1 epoch: 2 processes
-  give the 1-process metrics within ``TOLERANCE``. Measured over 4 seeds, the
-  largest difference of valid/test AUC, GAUC and LogLoss was 1.2e-4 (1.9e-6 to
-  1.2e-4); the mean absolute score difference at most 9e-4. Each rank reduces
-  half the batch, so gradients differ in the last float32 bits, and Adam's
-  per-coordinate normalisation lets that drift grow over 132 steps. 1e-3 (and
-  5e-3 for the mean score difference) leaves an 8x (5x) margin and still fails
-  a run that does not follow the single-process optimisation: another seed
-  moves the metrics by 4.9e-3 and scores by 0.04 on average, and half the
-  batch (254: steps on one rank's part only) by 3.4e-3 and 0.03. The tighter
-  SGD test below catches subtle weighting errors.
-* Hand-written data, DIN + MBA with plain SGD (no Adam amplification): the
-  2-process run follows the 1-process one score by score to 1e-7 (measured
-  1.4e-9: float32 rounding), including the uneven last batch and the
-  global-batch MBA penalty. The model is barely past its initial state there
-  (scores spread by ~1e-4), so AUC can flip one near-tied pair (measured
-  3.9e-6 = half a pair of 360 x 360): metrics are compared to 1e-5. And a
-  2-process run interrupted after epoch 1 resumes to exactly the
-  uninterrupted run's metrics and predictions.
+* Hand-written data, DIN + MBA with plain SGD: the 2-process run follows the
+  1-process one score by score (bound ``SGD_SCORE_TOLERANCE``, argued where it
+  is defined). The metrics are then bounded by what those score differences
+  *can* change (:func:`metric_change_bounds`): AUC and GAUC only through pairs
+  whose scores lie within twice the largest score difference (near ties:
+  the model is barely past its initial state there), LogLoss through the
+  derivative of the log. And a 2-process run interrupted after epoch 1
+  resumes to exactly the uninterrupted run's metrics and predictions (same
+  processes, same kernels: exact by construction).
+* MovieLens 100K (real data, max_len 20), DIN with Adam, 1 epoch: Adam's
+  per-coordinate normalisation amplifies the last-bit differences of the
+  split gradient sums over 132 steps, so no float bound is useful there.
+  The yardstick is a different run: the same model trained with another seed,
+  in the same test on the same CPU. A DDP run that follows the single-process
+  optimisation stays far closer to it than that (a quarter of the distance),
+  while one that does not (steps on one rank's part only, a missing
+  all-reduce) is a different run and lands as far away as another seed does.
 """
 
 from __future__ import annotations
@@ -54,10 +55,22 @@ from din_model.training.tensors import SplitTensors
 
 REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-TOLERANCE = 1e-3
-MEAN_SCORE_TOLERANCE = 5e-3
-SGD_SCORE_TOLERANCE = 1e-7
-SGD_METRIC_TOLERANCE = 1e-5
+# A DDP run must be this much closer to the single-process run than another seed's run is.
+YARDSTICK_FRACTION = 0.25
+# The SGD runs perform the same float32 operations except the association of each batch's
+# gradient sum (two halves, then the all-reduce). Re-associating a sum of n float32 terms
+# moves it by at most (n - 1) * u * sum|terms| (u = 2**-24; Higham, Accuracy and Stability of
+# Numerical Algorithms, 4.2): with n = 97 that is 5.7e-6 relative to the gradient. Over the
+# 46 steps at learning rate 0.5 the parameters then drift by at most 46 * 0.5 * 5.7e-6 = 1.3e-4
+# times the gradient's size, which stays below 1e-2 here (a barely trained model: scores spread
+# by ~1e-4), so by 1.3e-6; a score (sigmoid' <= 1/4) moves by a quarter of the logit's change.
+# 1e-6 covers that; a run that does not follow the optimisation moves scores by the size of
+# the learning signal itself (their spread, ~1e-4).
+SGD_SCORE_TOLERANCE = 1e-6
+# Per batch the loss is a float32 mean of <= 97 terms of about 0.7: re-associated it moves by
+# at most 96 * 2**-24 * 0.7 = 4.0e-6 (the same bound as above); the score drift adds at most
+# SGD_SCORE_TOLERANCE / min(s, 1 - s) ~ 2e-6. Epoch means of such batch losses: 1e-5.
+SGD_LOSS_TOLERANCE = 1e-5
 
 
 # -- sharding arithmetic (no processes) -----------------------------------------------------
@@ -185,6 +198,44 @@ def _max_difference(a: dict, b: dict) -> float:
     )
 
 
+def _pairs_within(positives: np.ndarray, negatives: np.ndarray, width: float) -> int:
+    """How many (positive, negative) score pairs lie within ``width`` of each other."""
+    negatives = np.sort(negatives)
+    upper = np.searchsorted(negatives, positives + width, side="right")
+    lower = np.searchsorted(negatives, positives - width, side="left")
+    return int((upper - lower).sum())
+
+
+def metric_change_bounds(predictions: pl.DataFrame, delta: float) -> dict[str, float]:
+    """How far AUC, GAUC and LogLoss can move when every score moves by at most ``delta``.
+
+    A (positive, negative) pair changes its AUC term (0, 1/2 or 1) only if its order can
+    flip, i.e. when the two scores lie within ``2 * delta``; the AUC moves by at most the
+    share of such pairs, GAUC by the impression-weighted mean of each user's share. The
+    log loss of a row with score s moves by at most delta / (min(s, 1 - s) - delta).
+    """
+    labels = predictions["label"].to_numpy()
+    scores = predictions["score"].to_numpy()
+    users = predictions["user_id"].to_numpy()
+    positive = labels == 1
+    near = _pairs_within(scores[positive], scores[~positive], 2 * delta)
+    auc_bound = near / (positive.sum() * (~positive).sum())
+    weighted, impressions = 0.0, 0
+    for user in np.unique(users):
+        mine = users == user
+        pos, neg = scores[mine & positive], scores[mine & ~positive]
+        if len(pos) and len(neg):
+            weighted += mine.sum() * _pairs_within(pos, neg, 2 * delta) / (len(pos) * len(neg))
+            impressions += mine.sum()
+    margin = np.minimum(scores, 1 - scores) - delta
+    assert margin.min() > 0, "scores too close to 0 or 1 for a LogLoss bound"
+    return {
+        "auc": auc_bound,
+        "gauc": weighted / impressions,
+        "logloss": float(np.mean(delta / margin)),
+    }
+
+
 SMALL_DIN = {
     "model": {"embedding_dim": 8, "mlp_hidden": [32, 16], "attention_hidden": [16, 8]},
     "train": {
@@ -211,6 +262,8 @@ def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path
     config_file = tmp_path / "small.yaml"
     config_file.write_text(yaml.safe_dump(SMALL_DIN))
     single = train_and_evaluate(movielens_20, tmp_path / "one", "din", None, SMALL_DIN).metrics
+    reseeded = {**SMALL_DIN, "train": {**SMALL_DIN["train"], "seed": 7}}
+    other_seed = train_and_evaluate(movielens_20, tmp_path / "seed7", "din", None, reseeded)
 
     out = tmp_path / "two"
     done = _torchrun(
@@ -226,12 +279,24 @@ def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path
     for split in ("valid", "test"):
         assert double[split]["n"] == single[split]["n"]
         assert double[split]["gauc_users"] == single[split]["gauc_users"]
-    assert _max_difference(double, single) < TOLERANCE, (double, single)
+    metric_yardstick = _max_difference(other_seed.metrics, single)
+    assert _max_difference(double, single) < YARDSTICK_FRACTION * metric_yardstick, (
+        double,
+        single,
+        metric_yardstick,
+    )
     one = pl.read_parquet(tmp_path / "one" / "predictions.parquet")
     two = pl.read_parquet(out / "predictions.parquet")
+    seven = pl.read_parquet(tmp_path / "seed7" / "predictions.parquet")
     assert two.select("user_id", "label").equals(one.select("user_id", "label"))
-    assert float((two["score"] - one["score"]).abs().mean()) < MEAN_SCORE_TOLERANCE
+    score_yardstick = float((seven["score"] - one["score"]).abs().mean())
+    score_difference = float((two["score"] - one["score"]).abs().mean())
+    assert score_difference < YARDSTICK_FRACTION * score_yardstick, (
+        score_difference,
+        score_yardstick,
+    )
     assert sorted(p.name for p in out.iterdir()) == [
+        ".din-output",  # marks the folder as din's own output
         "checkpoints",
         "config.yaml",
         "metrics.json",
@@ -273,11 +338,26 @@ def test_sgd_follows_one_process_and_a_ddp_run_resumes(prepared_dir: Path, tmp_p
 
     one = pl.read_parquet(tmp_path / "one" / "predictions.parquet")
     two = pl.read_parquet(tmp_path / "reference" / "predictions.parquet")
-    assert float((two["score"] - one["score"]).abs().max()) < SGD_SCORE_TOLERANCE
-    assert _max_difference(reference, single) < SGD_METRIC_TOLERANCE, (reference, single)
+    assert two.select("user_id", "label").equals(one.select("user_id", "label"))
+    delta = float((two["score"] - one["score"]).abs().max())
+    assert delta < SGD_SCORE_TOLERANCE
+    # the metrics move by no more than those score differences can move them
+    bounds = metric_change_bounds(one, delta)
+    for name, bound in bounds.items():
+        difference = abs(reference["test"][name] - single["test"][name])
+        assert difference <= bound + 1e-12, (name, difference, bounds)  # 1e-12: float64 sums
+    for key in ("n", "gauc_users"):
+        assert reference["valid"][key] == single["valid"][key]
+        assert reference["test"][key] == single["test"][key]
+    assert [r["epoch"] for r in reference["history"]] == [r["epoch"] for r in single["history"]]
     for ours, theirs in zip(reference["history"], single["history"], strict=True):
-        assert ours["train_penalty"] == pytest.approx(theirs["train_penalty"], rel=1e-6)
-        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], abs=1e-6)
+        # Both runs sum ||w_j||^2 / n_j over the global batch's ids (GlobalBatchPenalty), so
+        # only the parameter drift dw differs: by Cauchy-Schwarz the sum of squares moves by at
+        # most 2 ||dw|| / ||w|| relative, with |dw| <= 1.3e-6 per entry (SGD_SCORE_TOLERANCE's
+        # argument) against embeddings initialised at std 1e-4: 2.6e-2. A penalty over one
+        # rank's ids only (half the rows) would be off by about half.
+        assert ours["train_penalty"] == pytest.approx(theirs["train_penalty"], rel=3e-2)
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], abs=SGD_LOSS_TOLERANCE)
 
     assert summary["resumed_from_epoch"] == 1
     assert _comparable(resumed) == _comparable(reference)

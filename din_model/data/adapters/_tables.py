@@ -3,11 +3,13 @@
 Adapters differ in how they read their owner's files, not in what they
 produce: the column order and dtypes of :mod:`din_model.data.schema`, items
 and users listed in order of first appearance (deterministic), the reserved
-``unknown`` category with its reasons counted, and the same report keys.
+``unknown`` category with its reasons counted, exact duplicate events dropped
+and counted, and the same report keys.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import polars as pl
 
 from din_model.data.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, CanonicalData
 from din_model.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 # Why an item ended up in the reserved category (keys of the report's reason counts).
 NO_METADATA = "no_metadata"
@@ -112,6 +116,33 @@ def keep_first(frame: pl.DataFrame, key: str) -> tuple[pl.DataFrame, int]:
     return first, frame.height - first.height
 
 
+def drop_exact_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Rows equal to an earlier row in every column but ``line`` are dropped; the first stays.
+
+    A line repeated in a source file (a download appended twice, a log
+    written twice) is one event, not two: kept, its copy would be a sample
+    whose target item already sits in its own history. ``frame`` is in line
+    order, as every reader returns it. Returns the frame and the count dropped.
+    """
+    columns = [name for name in frame.columns if name != "line"]
+    first = pl.struct(columns).is_first_distinct()
+    if frame.select(first.all()).item():  # the usual case: no copy, nothing to filter
+        return frame, 0
+    kept = frame.filter(first)
+    return kept, frame.height - kept.height
+
+
+def keep_earliest_per(frame: pl.DataFrame, key: Sequence[str]) -> tuple[pl.DataFrame, int]:
+    """One row per ``key``: the earliest by timestamp, then line; source order kept."""
+    group = pl.struct(*key)
+    repeated = frame.filter(group.is_duplicated())
+    if repeated.is_empty():  # the usual case: one cheap hash pass, no sort
+        return frame, 0
+    later = repeated.sort("timestamp", "line").filter(~group.is_first_distinct()).select("line")
+    kept = frame.filter(~pl.col("line").is_in(later["line"].implode()))
+    return kept, frame.height - kept.height
+
+
 def table_counts(interactions: pl.DataFrame, items: pl.DataFrame, users: pl.DataFrame) -> dict:
     return {
         "interactions": interactions.height,
@@ -130,13 +161,33 @@ def assemble_canonical(
     source_files: list[Path],
     report: dict[str, object],
     behaviors: pl.DataFrame | None = None,
+    one_event_per: Sequence[str] = (),
 ) -> CanonicalData:
-    """The last step of every adapter: items and users tables, report counts, one object.
+    """The last step of every adapter: duplicates out, items and users tables, report counts.
 
-    ``report`` holds what the adapter counted while reading; the category,
-    profile and table counts are added here, so every dataset reports the
-    same keys.
+    ``report`` holds what the adapter counted while reading; the duplicate,
+    category, profile and table counts are added here, so every dataset
+    reports the same keys. Exact duplicate events are dropped from every table
+    of events (``report["duplicates_dropped"]``, per table); with
+    ``one_event_per`` (Amazon: user and item) only the earliest of the
+    remaining events per key is kept (``report["duplicates_removed"]``).
     """
+    interactions, dropped = drop_exact_duplicates(interactions)
+    duplicates = {"interactions": dropped}
+    if behaviors is not None:
+        behaviors, duplicates["behaviors"] = drop_exact_duplicates(behaviors)
+    report["duplicates_dropped"] = duplicates
+    if any(duplicates.values()):
+        logger.warning("%s: exact duplicate events dropped: %s", layout, duplicates)
+    if one_event_per:
+        interactions, removed = keep_earliest_per(interactions, one_event_per)
+        report["duplicates_removed"] = removed
+        logger.info(
+            "%s: %d later events of the same (%s) removed",
+            layout,
+            removed,
+            ", ".join(one_event_per),
+        )
     items, category_report = items_with_categories(interactions, metadata)
     users, user_report = users_with_profiles(interactions, profiles)
     report.update(category_report)

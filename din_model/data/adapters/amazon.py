@@ -7,9 +7,11 @@ Files (one category per directory, as the owners ship them):
 * 2018: ``<Cat>_5.json.gz`` (JSON lines) + ``meta_<Cat>.json.gz`` (JSON lines).
 
 Reviews become interactions with ``behavior = "review"`` and the star rating.
-A user who reviewed the same item twice keeps only the earliest review (by
-timestamp, then line), because the DIN protocol treats (user, item) as one
-event and a duplicate would leak the target into its own history. A missing
+Exact duplicate reviews are dropped like any dataset's (``duplicates_dropped``);
+a user who reviewed the same item again keeps only the earliest review (by
+timestamp, then line; ``duplicates_removed``), because the DIN protocol treats
+(user, item) as one event and a repeat would leak the target into its own
+history. Both happen in :func:`._tables.assemble_canonical`. A missing
 metadata file is allowed (Musical Instruments has none here): every item is
 then ``unknown``, with a warning.
 """
@@ -28,11 +30,13 @@ from din_model.data.readers import (
     parse_integers,
     read_json_lines,
     reject_structured,
+    require_between,
+    require_plausible_timestamps,
     require_values,
 )
 from din_model.data.schema import CanonicalData
 
-from ._sources import ambiguous_files, visible_files
+from ._sources import ambiguous_files, require_not_dangling, visible_files
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -56,6 +60,7 @@ _REVIEW_FIELDS = {
     "overall": pl.String(),
     "unixReviewTime": pl.String(),
 }
+STAR_RANGE = (1.0, 5.0)  # ``overall``: whole stars
 
 
 def _layout_of(name: str) -> str | None:
@@ -78,7 +83,10 @@ def find_reviews_file(source: Path) -> Path | None:
             candidates,
             "pass the one to use as --source (the file path instead of the directory)",
         )
-    return source / candidates[0] if candidates else None
+    if not candidates:
+        return None
+    require_not_dangling(source / candidates[0], "a readable reviews file")
+    return source / candidates[0]
 
 
 def detect(source: Path) -> str | None:
@@ -87,10 +95,12 @@ def detect(source: Path) -> str | None:
 
 
 def find_metadata_file(reviews: Path) -> Path | None:
-    """``meta_<Category>.json[.gz]`` next to the reviews file, if present."""
+    """``meta_<Category>.json[.gz]`` next to the reviews file, if present (not a broken link)."""
     match = _REVIEWS_2014.match(reviews.name) or _REVIEWS_2018.match(reviews.name)
     assert match is not None
     stem = f"meta_{match['category']}.json"
+    for name in (stem + ".gz", stem):
+        require_not_dangling(reviews.parent / name)
     found = [
         reviews.parent / name for name in (stem + ".gz", stem) if (reviews.parent / name).is_file()
     ]
@@ -130,16 +140,27 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
         profiles=None,
         source_files=source_files,
         report=report,
+        one_event_per=("user_id", "item_id"),
     )
 
 
 def read_reviews(path: Path, bad: BadLines) -> tuple[pl.DataFrame, dict[str, object]]:
-    """Canonical interactions from a reviews file, earliest review per (user, item)."""
+    """Canonical interactions from a reviews file, every valid review (duplicates included)."""
     frame = read_json_lines(path, _REVIEW_FIELDS, bad)
     frame = require_values(frame, ["reviewerID", "asin", "unixReviewTime"], bad)
     frame = reject_structured(frame, ["reviewerID", "asin"], bad)
     frame = parse_integers(frame, "unixReviewTime", bad, expected="an integer unix timestamp")
+    frame = require_plausible_timestamps(frame, "unixReviewTime", bad)
     frame = parse_floats(frame, "overall", bad, expected="a numeric star rating")
+    low, high = STAR_RANGE
+    frame = require_between(
+        frame,
+        "overall",
+        bad,
+        low=low,
+        high=high,
+        expected=f"a star rating from {low:g} to {high:g}",
+    )
     require_rows(frame, path, "review")
     interactions = canonical_interactions(
         frame.select(
@@ -151,22 +172,5 @@ def read_reviews(path: Path, bad: BadLines) -> tuple[pl.DataFrame, dict[str, obj
             pl.col("line"),
         )
     )
-    deduplicated = keep_earliest_review(interactions)
-    removed = interactions.height - deduplicated.height
-    logger.info(
-        "%s: %d reviews read, %d duplicate (user, item) reviews removed",
-        path.name,
-        interactions.height,
-        removed,
-    )
-    return deduplicated, {"reviews_read": interactions.height, "duplicates_removed": removed}
-
-
-def keep_earliest_review(interactions: pl.DataFrame) -> pl.DataFrame:
-    """One review per (user, item): the earliest by timestamp, then line; source order kept."""
-    pair = pl.struct("user_id", "item_id")
-    repeated = interactions.filter(pair.is_duplicated())
-    if repeated.is_empty():  # the usual case: one cheap hash pass, no sort
-        return interactions
-    later = repeated.sort("timestamp", "line").filter(~pair.is_first_distinct()).select("line")
-    return interactions.filter(~pl.col("line").is_in(later["line"].implode()))
+    logger.info("%s: %d reviews read", path.name, interactions.height)
+    return interactions, {"reviews_read": interactions.height}

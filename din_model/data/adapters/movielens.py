@@ -22,12 +22,20 @@ from din_model.data.readers import (
     parse_integers,
     read_delimited,
     require_allowed,
+    require_between,
+    require_plausible_timestamps,
     require_values,
 )
 from din_model.data.schema import CanonicalData
 from din_model.errors import DataError
 
-from ._sources import ambiguous_files, optional_file, require_directory
+from ._sources import (
+    ambiguous_files,
+    file_or_broken_link,
+    optional_file,
+    require_directory,
+    require_not_dangling,
+)
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -54,23 +62,28 @@ ML_100K_GENRES = (
 )  # fmt: skip
 NO_GENRES = "(no genres listed)"
 PROFILE_COLUMNS = ["age", "gender", "occupation"]
+# MovieLens scale: 1-5 stars in 100K and 1M, half stars from 0.5 in 20M / latest
+RATING_RANGE = (0.5, 5.0)
 
 
 def detect(source: Path) -> str | None:
     require_directory(source, "MovieLens")
-    found = [layout for layout, name in _RATINGS_FILE.items() if (source / name).is_file()]
+    found = [layout for layout, name in _RATINGS_FILE.items() if file_or_broken_link(source / name)]
     if len(found) > 1:
         names = [_RATINGS_FILE[layout] for layout in found]
         raise ambiguous_files(
             source, "MovieLens ratings file", names, "keep one release per directory"
         )
-    return found[0] if found else None
+    if not found:
+        return None
+    require_not_dangling(source / _RATINGS_FILE[found[0]], "a readable ratings file")
+    return found[0]
 
 
 def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
     readers = {ML_100K: _read_100k, ML_1M: _read_1m, ML_20M: _read_20m}
     ratings_path = source / _RATINGS_FILE[layout]
-    interactions = _read_ratings(ratings_path, layout, policy)
+    interactions = read_ratings(ratings_path, layout, policy.for_file(ratings_path))
     source_files = [ratings_path]
     report: dict[str, object] = {}
     metadata, profiles = readers[layout](source, policy, source_files, report)
@@ -85,8 +98,8 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
     )
 
 
-def _read_ratings(path: Path, layout: str, policy: BadLinePolicy) -> pl.DataFrame:
-    bad = policy.for_file(path)
+def read_ratings(path: Path, layout: str, bad: BadLines) -> pl.DataFrame:
+    """Canonical interactions (``line`` included) of the valid lines of a ratings file."""
     if layout == ML_20M:
         frame = read_delimited(
             path,
@@ -101,7 +114,12 @@ def _read_ratings(path: Path, layout: str, policy: BadLinePolicy) -> pl.DataFram
     frame = require_values(frame, _RATING_NAMES, bad)
     frame = integer_ids_as_text(frame, ["user_id", "item_id"], bad)
     frame = parse_floats(frame, "rating", bad, expected="a numeric rating")
+    low, high = RATING_RANGE
+    frame = require_between(
+        frame, "rating", bad, low=low, high=high, expected=f"a rating from {low:g} to {high:g}"
+    )
     frame = parse_integers(frame, "timestamp", bad, expected="an integer unix timestamp")
+    frame = require_plausible_timestamps(frame, "timestamp", bad)
     require_rows(frame, path, "rating")
     logger.info("%s: %d ratings", path.name, frame.height)
     return canonical_interactions(frame)
@@ -140,6 +158,7 @@ def _read_profiles(
 
 def _read_100k_genres(path: Path, policy: BadLinePolicy, source_files: list[Path]) -> list[str]:
     """Genre names in flag order, from ``u.genre`` (``name|index``) when present."""
+    require_not_dangling(path)
     if not path.is_file():
         logger.warning("%s is missing: using the standard 19 MovieLens 100K genres", path)
         return list(ML_100K_GENRES)

@@ -2,10 +2,11 @@
 
 UserBehavior (``user,item,category,behavior,timestamp``, no header) is a log of
 item events; each line is kept as an interaction (``behavior`` = pv, cart, fav
-or buy; no de-duplication: repeated page views are real behaviour). An item's
-category is taken from its rows; the few items logged under several categories
-get the most frequent one, ties to the smallest id, so that the result does not
-depend on row order. The display-ad click set lives in
+or buy): repeated page views are real behaviour, only exact copies of a line
+(same user, item, behaviour and second) are dropped, as for every dataset. An
+item's category is taken from its rows; the few items logged under several
+categories get the most frequent one, ties to the smallest id, so that the
+result does not depend on row order. The display-ad click set lives in
 :mod:`.taobao_display_ad`.
 """
 
@@ -17,18 +18,19 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLinePolicy
+from din_model.data.bad_lines import BadLinePolicy, BadLines
 from din_model.data.readers import (
     integer_ids_as_text,
     parse_integers,
     read_delimited,
     require_allowed,
+    require_plausible_timestamps,
     require_values,
 )
 from din_model.data.schema import CanonicalData
 
 from . import taobao_display_ad
-from ._sources import ambiguous_files, require_directory, visible_files
+from ._sources import ambiguous_files, require_directory, require_not_dangling, visible_files
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -71,36 +73,48 @@ def read(source: Path, layout: str, policy: BadLinePolicy) -> CanonicalData:
     if layout == DISPLAY_AD:
         return taobao_display_ad.read(source, policy)
     path = source / _user_behavior_files(source)[0]
-    bad = policy.for_file(path)
-    frame = read_delimited(path, separator=",", names=_NAMES, bad=bad)
-    frame = require_values(frame, _NAMES, bad)
-    frame = integer_ids_as_text(frame, ["user_id", "item_id", "category"], bad)
-    frame = require_allowed(frame, "behavior", BEHAVIORS, bad)
-    frame = parse_integers(frame, "timestamp", bad, expected="an integer unix timestamp")
-    require_rows(frame, path, "event")
-    interactions = canonical_interactions(frame)
+    require_not_dangling(path, "a readable events file")
+    frame = read_events(path, policy.for_file(path))
     metadata, conflicts = item_categories_from_events(frame)
     report: dict[str, object] = {
         "events_file": path.name,
-        "behavior_counts": dict(sorted(frame.group_by("behavior").len().iter_rows())),
         "items_with_conflicting_categories": conflicts,
     }
     if conflicts:
         logger.warning("%d items appear under several categories: most frequent kept", conflicts)
-    return assemble_canonical(
+    data = assemble_canonical(
         "taobao",
         USER_BEHAVIOR,
-        interactions,
+        canonical_interactions(frame),
         metadata=metadata,
         profiles=None,
         source_files=[path],
         report=report,
     )
+    behaviors = data.interactions.group_by("behavior").len().iter_rows()
+    report["behavior_counts"] = dict(sorted(behaviors))  # of the events kept
+    return data
+
+
+def read_events(path: Path, bad: BadLines) -> pl.DataFrame:
+    """The valid lines of a UserBehavior file: ``line``, ids as text, behaviour, timestamp."""
+    frame = read_delimited(path, separator=",", names=_NAMES, bad=bad)
+    frame = require_values(frame, _NAMES, bad)
+    frame = integer_ids_as_text(frame, ["user_id", "item_id", "category"], bad)
+    frame = require_allowed(frame, "behavior", BEHAVIORS, bad)
+    frame = parse_integers(frame, "timestamp", bad, expected="an integer unix timestamp")
+    frame = require_plausible_timestamps(frame, "timestamp", bad)
+    require_rows(frame, path, "event")
+    return frame
 
 
 def item_categories_from_events(events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Each item's most frequent category (ties: smallest id) and how many items had several."""
-    counts = events.group_by("item_id", "category").len()
+    """Each item's most frequent category (ties: smallest id) and how many items had several.
+
+    Exact copies of an event count once, as they are dropped from the interactions.
+    """
+    distinct = events.unique(["user_id", "item_id", "category", "behavior", "timestamp"])
+    counts = distinct.group_by("item_id", "category").len()
     chosen = counts.sort(
         ["item_id", "len", pl.col("category").cast(pl.Int64)],
         descending=[False, True, False],

@@ -32,12 +32,13 @@ from din_model.data.readers import (
     parse_integers,
     read_delimited,
     require_allowed,
+    require_plausible_timestamps,
     require_values,
 )
 from din_model.data.schema import BEHAVIOR_COLUMNS, CanonicalData
 from din_model.errors import DataError
 
-from ._sources import optional_file
+from ._sources import file_or_broken_link, optional_file, require_not_dangling
 from ._tables import (
     assemble_canonical,
     canonical_interactions,
@@ -73,12 +74,14 @@ _NULL_TEXT = "NULL"
 
 
 def detect(source: Path) -> bool:
-    return (source / RAW_SAMPLE).is_file()
+    return file_or_broken_link(source / RAW_SAMPLE)
 
 
 def read(source: Path, policy: BadLinePolicy) -> CanonicalData:
     raw_path = source / RAW_SAMPLE
     ad_path = source / AD_FEATURE
+    require_not_dangling(raw_path, "a readable impressions file")
+    require_not_dangling(ad_path, f"the ad features file next to {RAW_SAMPLE}")
     if not ad_path.is_file():
         raise DataError(ad_path, f"the ad features file next to {RAW_SAMPLE}", got="no such file")
     interactions = _read_impressions(raw_path, policy.for_file(raw_path))
@@ -115,6 +118,7 @@ def _read_impressions(path: Path, bad: BadLines) -> pl.DataFrame:
     frame = require_values(frame, RAW_SAMPLE_COLUMNS, bad)
     frame = integer_ids_as_text(frame, ["user", "adgroup_id"], bad)
     frame = parse_integers(frame, "time_stamp", bad, expected="an integer unix timestamp")
+    frame = require_plausible_timestamps(frame, "time_stamp", bad)
     for flag in ("nonclk", "clk"):
         frame = require_allowed(frame, flag, {"0", "1"}, bad)
     frame = bad.reject(
@@ -122,7 +126,7 @@ def _read_impressions(path: Path, bad: BadLines) -> pl.DataFrame:
         pl.col("nonclk").cast(pl.Int8) + pl.col("clk").cast(pl.Int8) != 1,
         expected="exactly one of nonclk and clk set to 1",
         column="clk",
-        got=pl.format("nonclk={}, clk={}", "nonclk", "clk"),
+        got=pl.concat_str(pl.lit("nonclk="), "nonclk", pl.lit(", clk="), "clk"),
     )
     require_rows(frame, path, "impression")
     return canonical_interactions(
@@ -178,6 +182,7 @@ def _read_behavior_log(path: Path, bad: BadLines) -> pl.DataFrame:
     frame = require_values(frame, ["user", "time_stamp", "btag"], bad)
     frame = integer_ids_as_text(frame, ["user"], bad)
     frame = parse_integers(frame, "time_stamp", bad, expected="an integer unix timestamp")
+    frame = require_plausible_timestamps(frame, "time_stamp", bad)
     frame = require_allowed(frame, "btag", BTAGS, bad)
     frame = frame.with_columns(_null_text("brand"), _null_text("cate"))
     require_rows(frame, path, "behaviour")

@@ -19,6 +19,7 @@ from din_model.data.readers.fields import (
 from din_model.data.readers.json_lines import parse_json_lines, read_json_lines
 from din_model.data.readers.lines import read_raw_bytes, read_text_lines, require_lines
 from din_model.data.readers.python_literals import parse_dict_literal_lines
+from din_model.data.readers.ranges import require_between, require_plausible_timestamps
 
 __all__ = [
     "integer_ids_as_text",
@@ -31,7 +32,9 @@ __all__ = [
     "read_raw_bytes",
     "read_text_lines",
     "require_allowed",
+    "require_between",
     "require_lines",
+    "require_plausible_timestamps",
     "require_values",
     "reject_structured",
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from din_model.data.bad_lines import BadLines, problems_frame
+from din_model.data.readers.guard import polars_failures_located
 from din_model.data.readers.lines import read_text_lines, require_lines
 from din_model.errors import DataError
 
@@ -27,6 +28,7 @@ def separator_name(separator: str) -> str:
     return _SEPARATOR_NAMES.get(separator, repr(separator))
 
 
+@polars_failures_located
 def read_delimited(
     path: Path,
     *,
@@ -75,14 +77,14 @@ def read_delimited(
         "line",
         pl.lit(_fields_expected(names, separator)).alias("expected"),
         pl.lit(None, dtype=pl.String).alias("column"),
-        pl.format("{} field(s): '{}'", counts, pl.col("text")).alias("got"),
+        pl.concat_str(counts, pl.lit(" field(s): '"), "text", pl.lit("'")).alias("got"),
         "text",
     )
     # one call, so that "error" reports the first bad line of the file
     bad.reject_problems(pl.concat([problems, wrong_count]))
     fields = _split_plain(lines.filter(counts == len(names)), names, separator)
     if quoted is not None:
-        fields = pl.concat([fields, quoted]).sort("line")
+        fields = pl.concat([fields, quoted]).sort("line").rechunk()
     return fields.with_columns(
         pl.when(pl.col(name) != "").then(pl.col(name)).alias(name) for name in names
     )

@@ -13,10 +13,12 @@ from collections.abc import Collection, Iterable
 import polars as pl
 
 from din_model.data.bad_lines import BadLines
+from din_model.data.readers.guard import polars_failures_located
 
 _INT64_LIMIT = 9.2e18
 
 
+@polars_failures_located
 def require_values(frame: pl.DataFrame, columns: Iterable[str], bad: BadLines) -> pl.DataFrame:
     """Reject rows where a required field is missing, null or blank."""
     for column in columns:
@@ -26,6 +28,7 @@ def require_values(frame: pl.DataFrame, columns: Iterable[str], bad: BadLines) -
     return frame
 
 
+@polars_failures_located
 def reject_structured(frame: pl.DataFrame, columns: Iterable[str], bad: BadLines) -> pl.DataFrame:
     """Reject ids that came from a JSON list or object (polars renders them as text)."""
     for column in columns:
@@ -34,6 +37,7 @@ def reject_structured(frame: pl.DataFrame, columns: Iterable[str], bad: BadLines
     return frame
 
 
+@polars_failures_located
 def parse_integers(
     frame: pl.DataFrame, column: str, bad: BadLines, *, expected: str = "an integer"
 ) -> pl.DataFrame:
@@ -60,6 +64,7 @@ def parse_integers(
     return frame.with_columns(pl.col("_parsed").alias(column)).drop("_parsed")
 
 
+@polars_failures_located
 def parse_floats(
     frame: pl.DataFrame, column: str, bad: BadLines, *, expected: str = "a number"
 ) -> pl.DataFrame:
@@ -79,6 +84,7 @@ def parse_floats(
     return frame.with_columns(pl.col("_parsed").alias(column)).drop("_parsed")
 
 
+@polars_failures_located
 def require_allowed(
     frame: pl.DataFrame, column: str, allowed: Collection[str], bad: BadLines
 ) -> pl.DataFrame:
@@ -92,6 +98,7 @@ def require_allowed(
     )
 
 
+@polars_failures_located
 def integer_ids_as_text(
     frame: pl.DataFrame, columns: Iterable[str], bad: BadLines, *, what: str = "an integer id"
 ) -> pl.DataFrame:

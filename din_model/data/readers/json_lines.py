@@ -5,7 +5,7 @@ schema (only the fields the adapter needs), which is several times faster than
 decoding a string column line by line. Polars skips blank lines and reports a
 syntax error without a line number, so:
 
-* a parallel count of the file's lines (``collect_all`` runs both at once)
+* a count of the file's lines (after the parse: see :func:`read_json_lines`)
   shows whether row i is line i; only a file with blank lines is read a
   second time to number its rows;
 * only when the fast path fails is the file re-read line by line and parsed in
@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from din_model.data.bad_lines import BadLines, problems_frame
+from din_model.data.readers.guard import polars_failures_located
 from din_model.data.readers.lines import read_text_lines, require_lines
 from din_model.errors import DataError
 
@@ -35,6 +36,7 @@ _BLOCK_LINES = 20_000
 JSON_OBJECT_PER_LINE = "one JSON object per line"
 
 
+@polars_failures_located
 def read_json_lines(path: Path, fields: Mapping[str, pl.DataType], bad: BadLines) -> pl.DataFrame:
     """Read ``fields`` of every line of a JSON-lines file (plain or gzip).
 
@@ -44,12 +46,15 @@ def read_json_lines(path: Path, fields: Mapping[str, pl.DataType], bad: BadLines
     path = Path(path)
     schema = dict(fields)
     try:
-        parsed, counted = pl.collect_all(
-            [pl.scan_ndjson(path, schema=schema), pl.scan_lines(path).select(pl.len())]
-        )
+        # scan_ndjson expands `*?[` in a path and has no glob=False: hand it the open file
+        with path.open("rb") as handle:
+            parsed = pl.scan_ndjson(handle, schema=schema).collect()
+        # counted after, not with collect_all: when one query of a collect_all fails,
+        # polars 2.1 panics in its executor threads and later reads can hang for ever
+        counted = pl.scan_lines(path, glob=False).select(pl.len()).collect()
     except FileNotFoundError as exc:
         raise DataError(path, "an existing file", got="no such file") from exc
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         logger.info("%s: fast JSON read failed (%s); locating the bad lines", path.name, exc)
     else:
         if parsed.is_empty():
@@ -66,6 +71,7 @@ def read_json_lines(path: Path, fields: Mapping[str, pl.DataType], bad: BadLines
     return parse_json_lines(lines, schema, bad)
 
 
+@polars_failures_located
 def parse_json_lines(
     lines: pl.DataFrame, fields: Mapping[str, pl.DataType], bad: BadLines
 ) -> pl.DataFrame:
@@ -94,15 +100,16 @@ def parse_json_lines(
     bad.reject_problems(problems_frame(problems))
     if not good:
         return pl.DataFrame(schema={"line": pl.Int64, **schema})
-    return pl.concat(good).sort("line")
+    # one chunk: polars 2.1 panics in some expressions on filtered multi-chunk strings
+    return pl.concat(good).sort("line").rechunk()
 
 
 def _try_parse_block(texts: pl.Series, schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
     payload = "\n".join(texts.to_list()).encode("utf-8")
     try:
         parsed = pl.read_ndjson(payload, schema=schema)
-    except pl.exceptions.PolarsError:
-        return None
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        return None  # bisected down to the bad lines, which are then diagnosed
     return parsed if parsed.height == texts.len() else None
 
 
@@ -114,6 +121,8 @@ def _diagnose_json_line(
         value = json.loads(text)
     except ValueError as exc:
         return JSON_OBJECT_PER_LINE, None, f"invalid JSON ({exc})"
+    except RecursionError:  # e.g. 200,000 nested "[": Python's decoder gives up
+        return JSON_OBJECT_PER_LINE, None, "JSON nested too deeply to decode"
     if not isinstance(value, dict):
         return JSON_OBJECT_PER_LINE, None, f"a JSON {type(value).__name__}"
     for name, dtype in schema.items():

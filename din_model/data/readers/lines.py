@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from din_model.data.bad_lines import BadLines, problems_frame
+from din_model.data.readers.guard import polars_failures_located
 from din_model.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def _read_file_bytes(path: Path) -> bytes:
         raise DataError(path, "a file", got="a directory") from exc
 
 
+@polars_failures_located
 def read_text_lines(
     path: Path,
     *,
@@ -94,7 +96,8 @@ def _read_utf8_lines(path: Path, bad: BadLines | None) -> pl.DataFrame:
     if not path.is_file():
         _read_file_bytes(path)  # raises the right DataError
     try:
-        frame = pl.read_lines(path, name="text", row_index_name="line")
+        # glob=False: a path is a path; `ml[1]/u.data` must not read `ml1/u.data`
+        frame = pl.read_lines(path, name="text", row_index_name="line", glob=False)
     except pl.exceptions.ComputeError as exc:
         if "utf8" not in str(exc).lower() and "utf-8" not in str(exc).lower():
             raise DataError(path, "a readable text file", got=str(exc)) from exc

@@ -28,6 +28,7 @@ import polars as pl
 
 from din_model.data.bad_lines import BadLines, problems_frame
 from din_model.data.readers import patterns
+from din_model.data.readers.guard import polars_failures_located
 
 DICT_LITERAL_PER_LINE = "one Python dict literal per line"
 
@@ -46,6 +47,7 @@ _SHAPE_NAMES: dict[pl.DataType, str] = {
 }
 
 
+@polars_failures_located
 def parse_dict_literal_lines(
     lines: pl.DataFrame, fields: Mapping[str, pl.DataType], bad: BadLines
 ) -> pl.DataFrame:
@@ -77,7 +79,7 @@ def parse_dict_literal_lines(
     if slow.is_empty():
         return fast
     rescued = _parse_whole_lines(slow, fields, bad)
-    return pl.concat([fast, rescued]).sort("line")
+    return pl.concat([fast, rescued]).sort("line").rechunk()
 
 
 def _decode_sources(frame: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.DataFrame:

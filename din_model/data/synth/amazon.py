@@ -670,9 +670,16 @@ def write_synthetic_amazon(
     category: str = "Electronics",
     params: AmazonSynthParams | None = None,
     progress: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Generate and write a synthetic Amazon 2014 directory atomically; return its description."""
-    from din_model.data.synth.writers import write_amazon_2014_dir
+    """Generate and write a synthetic Amazon 2014 directory atomically; return its description.
 
+    ``out`` is checked before generating: new, empty, or an earlier output of
+    ours replaced only with ``force`` (:mod:`din_model.io.output_dir`).
+    """
+    from din_model.data.synth.writers import write_amazon_2014_dir
+    from din_model.io.output_dir import claim_output_dir
+
+    claim_output_dir(out, command="synth", force=force)
     data = generate_amazon(scale, seed, params, progress=progress)
-    return write_amazon_2014_dir(data, out, category=category, progress=progress)
+    return write_amazon_2014_dir(data, out, category=category, progress=progress, force=force)

@@ -50,7 +50,7 @@ import polars as pl
 
 from din_model.data.synth.amazon import SECONDS_PER_DAY, SYNTHETIC_MARKER, SynthAmazon, make_asins
 from din_model.errors import ConfigError
-from din_model.io.atomic import atomic_output_dir
+from din_model.io.output_dir import replace_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -371,39 +371,33 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_target(out: Path) -> None:
-    """Refuse to replace a non-empty directory that is not an earlier synthetic output."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / SYNTHETIC_MARKER).is_file():
-        raise ConfigError(
-            f"--out {out} is a non-empty directory without {SYNTHETIC_MARKER}; "
-            "refusing to replace it (choose an empty or new directory)"
-        )
-
-
 def write_amazon_2014_dir(
-    data: SynthAmazon, out: str | Path, *, category: str = "Electronics", progress: bool = False
+    data: SynthAmazon,
+    out: str | Path,
+    *,
+    category: str = "Electronics",
+    progress: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write reviews, meta and ``SYNTHETIC.json`` into ``out`` atomically; return the description.
 
-    ``out`` is replaced as a whole when everything is written (a previous
-    synthetic output there is replaced; any other non-empty directory is
-    refused). The description includes the counts and SHA-256 of each file.
+    ``out`` is replaced as a whole when everything is written. It must be new,
+    empty, or an earlier output of din, replaced only with ``force``; any other
+    non-empty folder is refused (:mod:`din_model.io.output_dir`). The
+    description includes the counts and SHA-256 of each file.
     """
     from tqdm.auto import tqdm
 
     out = Path(out)
     if not category or not category.replace("_", "").replace("-", "").isalnum():
         raise ConfigError(f"--category must be a plain name like Electronics, got {category!r}")
-    _check_target(out)
     # Cosmetic fields use their own stream, so the data's shape never depends on them.
     rng = np.random.default_rng([data.seed, 2014])
     names = _reviewer_names(rng, data.sizes.users)
     started = time.perf_counter()
     reviews_name, meta_name = reviews_file_name(category), meta_file_name(category)
     total = data.event_user.size
-    with atomic_output_dir(out) as tmp:
+    with replace_output_dir(out, command="synth", force=force) as tmp:
         bar = tqdm(
             total=total,
             desc=f"synth: {reviews_name}",
