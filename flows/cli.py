@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from din_model.cli._main import run
 
 COMMAND_PACKAGES = ("din_model.cli", "flows.commands", "bench.commands")
+# Prefect's engine logs a failed flow's or task's exception with its traceback
+ENGINE_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(argv, COMMAND_PACKAGES)
+    return run(argv, COMMAND_PACKAGES, ENGINE_LOGGERS)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,50 @@ def build_parser(packages: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: Sequence[str] | None, packages: Sequence[str]) -> int:
+def is_user_error(exc: BaseException | None) -> bool:
+    """The project's own errors and the I/O failures a user can cause (see :func:`run`)."""
+    if isinstance(exc, DinError):
+        return True
+    return isinstance(exc, Exception) and user_error_message(exc) is not None
+
+
+class HideUserErrorTracebacks(logging.Filter):
+    """Keep a log record's message but drop the traceback of a user error.
+
+    Why: an engine that runs the command (Prefect's flow engine) logs every
+    exception with its traceback before the CLI can print the one-line message;
+    for a user error that traceback is noise. Bugs keep theirs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and is_user_error(record.exc_info[1]):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def run(
+    argv: Sequence[str] | None,
+    packages: Sequence[str],
+    engine_loggers: Sequence[str] = (),
+) -> int:
     """Parse ``argv``, run the chosen command, turn user errors into a message and exit code 2.
 
     User errors are the project's :class:`DinError` and the I/O failures a user
     can cause (a missing file, a permission, a file where a folder belongs, a
     full disk), reported as one line naming the path. Anything else is a bug
     and keeps its traceback; ``--debug`` shows the traceback of every failure.
+    ``engine_loggers`` are loggers that log the exceptions of the code they run
+    (Prefect's flow and task run loggers): their user-error tracebacks are
+    hidden too, unless ``--debug``.
     """
     parser = build_parser(packages)
     args = parser.parse_args(argv)
+    if not args.debug:
+        for name in engine_loggers:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, HideUserErrorTracebacks) for f in logger.filters):
+                logger.addFilter(HideUserErrorTracebacks())
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -245,3 +245,34 @@ def test_sigterm_of_an_ablation_fails_parent_and_running_cell(
     for run in runs:
         assert run.info.status == "FAILED", run.info.run_name
         assert run.data.tags["din.failure"] == "terminated by SIGTERM", run.info.run_name
+
+
+def test_a_user_error_in_a_flow_prints_one_line_and_no_traceback(
+    command_env: dict[str, str], mlflow_store: str, tmp_path: Path
+) -> None:
+    """Prefect's engine logs a failed flow's exception with its traceback; for a user error
+    the real `din run` shows the message only (and `--debug` brings the traceback back)."""
+    missing = tmp_path / "nowhere"
+    args = ["run", "--dataset", "movielens", "--source", str(missing), "--no-register"]
+
+    def din(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "din"), *argv],
+            env=command_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+
+    plain = din(*args)
+    assert plain.returncode == 2, plain.stdout + plain.stderr
+    assert "Traceback" not in plain.stdout + plain.stderr
+    assert plain.stderr.rstrip().splitlines()[-1] == (
+        f"din run: error: {missing}: expected a directory with the raw files of movielens, "
+        "got no such directory"
+    )
+    assert not [r for r in _runs(mlflow_store) if r.info.status == "RUNNING"]
+
+    debug = din("--debug", *args)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
