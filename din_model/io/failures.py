@@ -38,12 +38,19 @@ _NO_SPACE_TEXT = "no space left on device"
 _TEMPORARY = re.compile(r"(^|/)\.[^/]*\.(tmp|probe)-")  # names from atomic.py and output_dir.py
 
 
-def io_errno(exc: BaseException) -> int | None:
-    """The errno behind ``exc``: its own, one in its text, or one of the exceptions it chains."""
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from or during, and so on (each once)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def io_errno(exc: BaseException) -> int | None:
+    """The errno behind ``exc``: its own, one in its text, or one of the exceptions it chains."""
+    for current in exception_chain(exc):
         if isinstance(current, OSError) and current.errno:
             return current.errno
         text = str(current)
@@ -52,19 +59,14 @@ def io_errno(exc: BaseException) -> int | None:
             return int(found.group(1))
         if _NO_SPACE_TEXT in text.lower():
             return errno.ENOSPC
-        current = current.__cause__ or current.__context__
     return None
 
 
 def failed_path(exc: BaseException, default: str | Path | None = None) -> str | None:
     """The path an OSError names (``filename``), else ``default``."""
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(exc):
         if isinstance(current, OSError) and current.filename:
             return str(current.filename)
-        current = current.__cause__ or current.__context__
     return None if default is None else str(default)
 
 

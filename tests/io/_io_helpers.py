@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from din_model.cli import _main
 
 TINY_USERS = 40
@@ -43,3 +45,12 @@ def din(*argv: str) -> int:
 def error_lines(err: str, command: str) -> list[str]:
     """The ``din COMMAND: error:`` lines of captured stderr (logging may add other lines)."""
     return [line for line in err.splitlines() if line.startswith(f"din {command}: error:")]
+
+
+def one_error(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    """The single one-line error the command printed, with no traceback anywhere."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = error_lines(err, command)
+    assert len(lines) == 1, err
+    return lines[0]

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _io_helpers import FAST_TRAIN, din, error_lines
+from _io_helpers import FAST_TRAIN, din, one_error
 
 from din_model.errors import DinError
 from din_model.training import fit, train_and_evaluate
@@ -35,14 +35,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def prepare(source: Path, out: Path, *extra: str) -> int:
     argv = ["--dataset", "movielens", "--source", str(source), "--out", str(out), *extra]
     return din("prepare", *argv)
-
-
-def one_error(capsys: pytest.CaptureFixture[str], command: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = error_lines(err, command)
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # -- din prepare -----------------------------------------------------------------------

@@ -20,20 +20,12 @@ from types import SimpleNamespace
 import polars as pl
 import pytest
 import torch
-from _io_helpers import FAST_TRAIN, din, error_lines
+from _io_helpers import FAST_TRAIN, din, one_error
 
 POLARS_DISK_FULL = (
     "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
 )
 TORCH_DISK_FULL = "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"
-
-
-def one_error(capsys: pytest.CaptureFixture[str], command: str) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = error_lines(err, command)
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def prepare(source: Path, out: Path) -> int:

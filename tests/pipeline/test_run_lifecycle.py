@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -129,6 +130,18 @@ def _start(args: list[str], env: dict[str, str], log: Path, cwd: Path) -> subpro
         )
 
 
+def _din_run_in_training(
+    movielens_100k: Path, env: dict[str, str], mlflow_store: str, log: Path, started: list
+) -> tuple[subprocess.Popen, Any, list[psutil.Process]]:
+    """Start a real `din run`; return it, its MLflow run and its children once it trains."""
+    process = _start(["run", *_run_args(movielens_100k), "--no-register"], env, log, log.parent)
+    started.append((process, []))
+    (run,) = _wait_for_training(mlflow_store, process, log)
+    children = _children(process)
+    started[-1] = (process, children)
+    return process, run, children
+
+
 def _run_args(movielens_100k: Path) -> list[str]:
     return [
         "--dataset",
@@ -157,13 +170,9 @@ def test_sigkill_kills_the_server_and_the_next_command_marks_the_run_killed(
     started: list,
 ) -> None:
     log = tmp_path / "run.log"
-    process = _start(
-        ["run", *_run_args(movielens_100k), "--no-register"], command_env, log, tmp_path
+    process, run, children = _din_run_in_training(
+        movielens_100k, command_env, mlflow_store, log, started
     )
-    started.append((process, []))
-    (run,) = _wait_for_training(mlflow_store, process, log)
-    children = _children(process)
-    started[-1] = (process, children)
     process_started = psutil.Process(process.pid).create_time()
 
     process.send_signal(signal.SIGKILL)
@@ -173,6 +182,8 @@ def test_sigkill_kills_the_server_and_the_next_command_marks_the_run_killed(
     assert _client(mlflow_store).get_run(run.info.run_id).info.status == "RUNNING"
     assert run.data.tags["din.host"] == socket.gethostname()
     assert run.data.tags["din.pid"] == str(process.pid)
+    # both sides are psutil's create_time of one process (boot time + start ticks, the same
+    # float); the tag holds its decimal text, so only that text's rounding can differ
     assert float(run.data.tags["din.pid_start"]) == pytest.approx(process_started, abs=1.0)
 
     rerun = subprocess.run(
@@ -201,13 +212,9 @@ def test_a_signal_fails_the_run_with_its_name_and_stops_the_server(
     started: list,
 ) -> None:
     log = tmp_path / "run.log"
-    process = _start(
-        ["run", *_run_args(movielens_100k), "--no-register"], command_env, log, tmp_path
+    process, run, children = _din_run_in_training(
+        movielens_100k, command_env, mlflow_store, log, started
     )
-    started.append((process, []))
-    (run,) = _wait_for_training(mlflow_store, process, log)
-    children = _children(process)
-    started[-1] = (process, children)
 
     process.send_signal(signum)
     code = process.wait(timeout=EXIT_TIMEOUT_S)
