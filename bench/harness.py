@@ -23,9 +23,9 @@ import torch
 from bench.cases import DataSpec, Plan, TrainCase
 from bench.machine import machine_info
 from bench.report import write_report
-from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DinError
-from din_model.training.tensors import SplitTensors, load_prepared_split
+from din_model.tensors.split import SplitTensors, load_prepared_split
 
 logger = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from torch.profiler import ProfilerActivity, profile
 from bench.cases import MOVIELENS_OVERRIDES
 from bench.training import head
 from din_model.config import resolve_config
-from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.models import build_model
 from din_model.regularizers import build_regularizer
+from din_model.tensors.split import load_prepared_split
 from din_model.training.device import configure_cpu
-from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer
 from din_model.training.seed import make_deterministic, seed_everything
-from din_model.training.tensors import load_prepared_split
 from din_model.training.trainer import Trainer
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     split = load_prepared_split(args.data, "train", feature_map, train_cfg["max_len"])
     seed_everything(int(train_cfg["seed"]))
     make_deterministic(device)
-    model = create_model(args.model, feature_map, config["model"])
+    model = build_model(args.model, feature_map, config["model"])
     regularizer = build_regularizer("none", config["regularizer"])
     trainer = Trainer(model, regularizer, make_optimizer(model, train_cfg), train_cfg, device)
     trainer.train_epoch(head(split, 10 * args.batch), 0, 1)  # warm-up

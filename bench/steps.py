@@ -34,7 +34,7 @@ def _has_great_expectations() -> bool:
 
 
 def synth(out: Path, scale: float, seed: int) -> dict[str, Any]:
-    from din_model.data.synth.amazon import write_synthetic_amazon
+    from din_model.data.sources.synth.amazon import write_synthetic_amazon
 
     description = write_synthetic_amazon(out, scale, seed, force=True)  # bench owns its --work
     return {"counts": description["counts"]}
@@ -42,16 +42,16 @@ def synth(out: Path, scale: float, seed: int) -> dict[str, Any]:
 
 def prepare(dataset: str, source: Path, out: Path, seed: int) -> dict[str, Any]:
     """``din prepare`` (validated when Great Expectations is there); the report's figures."""
-    from din_model.data.prepare import load_prepared_report
+    from din_model.pipeline.prepare import load_prepared_report
 
     if _has_great_expectations():
-        from din_model.data.prepare import prepare_dataset
+        from din_model.pipeline.prepare import prepare_dataset
 
         prepare_dataset(dataset, source, out, seed=seed, force=True)
         validated = True
     else:
         from din_model.data.adapters import ingest
-        from din_model.data.prepare import build_samples, write_prepared
+        from din_model.pipeline.prepare import build_samples, write_prepared
 
         skipped = {"skipped": "great_expectations is not installed"}
         data = ingest(dataset, source)

@@ -22,16 +22,16 @@ import torch
 from bench.cases import TrainCase
 from bench.memory import PeakMemory
 from din_model.config import resolve_config
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.metrics import evaluate_scores
+from din_model.models import build_model
 from din_model.regularizers import build_regularizer
-from din_model.training.batches import max_batch_positions
+from din_model.tensors.batches import max_batch_positions
+from din_model.tensors.split import SplitTensors
 from din_model.training.device import configure_cpu
 from din_model.training.evaluate import predict
-from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer
 from din_model.training.seed import make_deterministic, seed_everything
-from din_model.training.tensors import SplitTensors
 from din_model.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def run_case(
     with PeakMemory(device) as peak:
         seed_everything(int(train_cfg["seed"]))
         make_deterministic(device)
-        model = create_model(case.model, feature_map, config["model"]).to(device)
+        model = build_model(case.model, feature_map, config["model"]).to(device)
         regularizer = build_regularizer("none", config["regularizer"])
         optimizer = make_optimizer(model, train_cfg)
         trainer = Trainer(model, regularizer, optimizer, train_cfg, device)

@@ -25,7 +25,7 @@ from bench.machine import machine_info
 from bench.report import write_report
 from bench.training import error_result, run_case
 from din_model.config.overrides import add_override_argument
-from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 
 logger = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from din_model.names import DATASETS
+from din_model.registry import ablation_grid
 from flows.steps import DataOutcome, run_data_steps, run_training_steps
 from flows.train_flow import flow_run_id, run_name
 from tasks.allowed_paths import guard_deployment_paths
@@ -37,9 +38,10 @@ from tasks.paths import work_root
 from tasks.run_lifecycle import tracked_run
 from tasks.run_logging import log_comparison, log_inputs, tag_run
 
-PAPER_MODELS = ("lr", "base", "wide_deep", "pnn", "deepfm", "din", "din_dice")
-PAPER_REGULARIZERS = ("none", "dropout", "filter", "difacto", "mba")
-REGULARIZED_MODEL = "din"
+# The paper's grid, as the model registry files declare it (their `ablation:` key).
+PAPER_MODELS = ablation_grid().models
+PAPER_REGULARIZERS = ablation_grid().regularizers
+REGULARIZED_MODEL = ablation_grid().regularized_model
 DEFAULT_SEEDS = (2024,)
 
 

@@ -1,8 +1,8 @@
 """Deployments of ``din-train``: one per dataset, each with a retraining schedule.
 
-``din-train/amazon``, ``din-train/movielens`` and ``din-train/taobao`` are served
-by one long-running process (``din serve``), which executes their runs,
-whether triggered by the cron schedule or by
+``din-train/<dataset>``, one for every registered dataset (amazon, movielens,
+taobao, ...), are served by one long-running process (``din serve``), which
+executes their runs, whether triggered by the cron schedule or by
 ``prefect deployment run din-train/<dataset> -p source=...``. Schedules only
 fire on a real Prefect server (not the temporary one of an in-process run).
 
@@ -25,18 +25,21 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from din_model.names import DATASETS
+from din_model.registry import dataset_entry, dataset_names
 
 DEFAULT_CRON = "0 3 * * *"
 CRON_ENV = "DIN_RETRAIN_CRON"
 TIMEZONE_ENV = "DIN_RETRAIN_TIMEZONE"
 
-# Default parameters of each deployment; any of them can be changed per run with -p.
-DEFAULT_PARAMETERS: dict[str, dict[str, Any]] = {
-    "amazon": {"dataset": "amazon", "source": "auto", "model": "din", "regularizer": "none"},
-    "movielens": {"dataset": "movielens", "source": "auto", "model": "din", "regularizer": "none"},
-    "taobao": {"dataset": "taobao", "source": "auto", "model": "din", "regularizer": "none"},
-}
+# Parameters of every deployment, unless the dataset's spec overrides them
+# (`deployment:`, see din_model/registry/datasets.py); any of them can be changed
+# per run with -p.
+COMMON_PARAMETERS: dict[str, Any] = {"source": "auto", "model": "din", "regularizer": "none"}
+
+
+def deployment_parameters(dataset: str) -> dict[str, Any]:
+    """The default parameters of ``din-train/<dataset>`` (ConfigError for an unknown dataset)."""
+    return {"dataset": dataset, **COMMON_PARAMETERS, **dataset_entry(dataset).deployment}
 
 
 def retrain_cron(cron: str | None = None) -> str:
@@ -45,24 +48,24 @@ def retrain_cron(cron: str | None = None) -> str:
 
 
 def build_deployments(
-    datasets: Iterable[str] = DATASETS,
+    datasets: Iterable[str] | None = None,
     cron: str | None = None,
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     paused: bool = False,
 ) -> list:
-    """RunnerDeployments of the din-train flow, ready for ``prefect.serve``."""
+    """RunnerDeployments of the din-train flow, ready for ``prefect.serve``.
+
+    ``datasets`` defaults to every registered dataset.
+    """
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from din_model.errors import ConfigError
     from flows.train_flow import din_train
 
     schedule = Cron(retrain_cron(cron), timezone=os.environ.get(TIMEZONE_ENV, "UTC"))
     deployments = []
-    for dataset in datasets:
-        if dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset '{dataset}'; choose from {', '.join(DATASETS)}")
-        params = dict(DEFAULT_PARAMETERS[dataset])
+    for dataset in dataset_names() if datasets is None else datasets:
+        params = deployment_parameters(dataset)
         params.update((parameters or {}).get(dataset, {}))
         deployments.append(
             din_train.to_deployment(
@@ -81,7 +84,7 @@ def build_deployments(
 
 
 def serve_deployments(
-    datasets: Iterable[str] = DATASETS,
+    datasets: Iterable[str] | None = None,
     cron: str | None = None,
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     limit: int | None = None,

@@ -2,13 +2,12 @@
 
 ``run_data_steps``: source -> ingest -> validate (canonical) -> feature groups
 -> validate (samples) -> prepared folder, with the cache hits recorded.
-``run_training_steps``: train -> evaluate -> log (-> register). Both are
+``run_training_steps``: fit-and-score -> log the layout (-> register). Both are
 called from inside a flow (or a task), so every step is a Prefect task run.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.states import State
 
+from din_model.pipeline.layout import PREPARE_REPORT, read_prepare_report
 from tasks.data import (
     SourceSpec,
     ingest_source,
@@ -24,9 +24,7 @@ from tasks.data import (
     validate_canonical_tables,
 )
 from tasks.run_logging import log_results, register_model
-from tasks.training import evaluate_model, train_model
-
-PREPARE_REPORT = "prepare_report.json"
+from tasks.training import fit_and_score
 
 
 @dataclass
@@ -100,8 +98,7 @@ def run_data_steps(
         max_len,
         canonical_validation,
     )
-    report_path = Path(prepared) / PREPARE_REPORT
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report = read_prepare_report(prepared)
     logger = get_run_logger()
     logger.info(
         "data ready: %s (ingest %s, samples %s)",
@@ -130,20 +127,11 @@ def run_training_steps(
     register: bool = True,
     log_model: bool = True,
 ) -> dict[str, Any]:
-    """Train, evaluate, log; returns the metrics and the registry outcome."""
+    """Fit and score, log the output layout; returns ``metrics.json`` plus the registry outcome."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    trained = train_model(data.prepared, str(run_dir), model, regularizer, config, run_id)
-    evaluation = evaluate_model(trained.checkpoint, data.prepared, str(run_dir))
-    metrics = log_results(run_id, data.prepared, trained, evaluation, seed, model)
+    layout = fit_and_score(data.prepared, str(run_dir), model, regularizer, config, run_id)
+    log_results(run_id, data.prepared, layout, seed)
     outcome: dict[str, Any] = {}
     if log_model:
-        outcome = register_model(run_id, dataset, trained, data.prepared, register)
-    return {
-        "metrics": metrics,
-        "valid": trained.best_valid,
-        "test": evaluation.metrics,
-        "best_epoch": trained.best_epoch,
-        "history": trained.history,
-        "registry": outcome,
-        "config": trained.config,
-    }
+        outcome = register_model(run_id, dataset, layout, register)
+    return {**layout.read_metrics(), "registry": outcome}

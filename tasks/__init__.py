@@ -7,8 +7,8 @@ list of steps.
 Prefect tasks:
 - :mod:`tasks.data`: source resolution, ingestion, validation, feature groups
   (cached on data fingerprints, retried on I/O); keys in :mod:`tasks.caching`.
-- :mod:`tasks.training`: training and the single test evaluation.
-- :mod:`tasks.run_logging`: the MLflow steps of a run (open, log, register, close).
+- :mod:`tasks.training`: the fit-and-score step (``din_model.pipeline.fit_and_score``).
+- :mod:`tasks.run_logging`: the MLflow steps of a run: log its output layout, register.
 
 Run lifecycle (no run stays RUNNING after an error, a signal or a kill):
 - :mod:`tasks.run_lifecycle`: ``tracked_run``, the one place runs are opened and ended.
@@ -21,7 +21,8 @@ Run lifecycle (no run stays RUNNING after an error, a signal or a kill):
 MLflow and helpers:
 - :mod:`tasks.store`: where the MLflow store lives; one experiment per dataset.
 - :mod:`tasks.tracking`: params, tags, metrics and artifacts by explicit run id.
-- :mod:`tasks.model_logging`, :mod:`tasks.pyfunc_model`, :mod:`tasks.pyfunc_definition`:
+- :mod:`tasks.model_logging`, :mod:`tasks.pyfunc_definition` (around
+  :mod:`din_model.serving.encoded_scorer`):
   the registered pyfunc model that scores pandas frames.
 - :mod:`tasks.registry`: ``din-<dataset>`` and the ``champion`` rule.
 - :mod:`tasks.reproduce`: what ``din rerun`` reads and checks.

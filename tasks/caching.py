@@ -26,7 +26,7 @@ from tasks.store import PROJECT_ROOT
 _DATA_CODE = (
     "din_model/data",
     "din_model/io",
-    "din_model/specs",
+    "din_model/pipeline/prepare.py",
     "din_model/validation",
     "expectations",
 )

@@ -12,7 +12,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from din_model.errors import ConfigError
-from din_model.names import MODEL_NAMES, REGULARIZER_NAMES
+from din_model.names import REGULARIZER_NAMES
+from din_model.registry import model_names
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
@@ -33,7 +34,7 @@ def resolve_run_config(
     """The layered config of one run; the flow's seed and regulariser win over files."""
     from din_model.config import resolve_config
 
-    check_choice("model", model, MODEL_NAMES)
+    check_choice("model", model, model_names())
     check_choice("regulariser", regularizer, REGULARIZER_NAMES)
     forced = [f"train.seed={seed}", f"regularizer.name={regularizer}"]
     return resolve_config(model, dataset, config_file=config_file, overrides=[*overrides, *forced])

@@ -31,10 +31,10 @@ from prefect.cache_policies import NO_CACHE
 
 from din_model.errors import ConfigError, DataError
 from din_model.io.fingerprint import file_manifest, manifest_fingerprint
+from din_model.registry import synthetic_datasets, synthetic_generator
 from tasks.caching import content_dir, step_key
 from tasks.paths import raw_dir, synthetic_dir
 
-SYNTHETIC_DATASETS = ("amazon",)
 DEFAULT_SYNTHETIC_SCALE = 0.01
 IO_RETRIES = 2
 IO_RETRY_DELAYS = [1, 5]
@@ -68,7 +68,7 @@ class SourceSpec:
 
 def describe_source(dataset: str, path: Path, synth: dict[str, Any] | None = None) -> SourceSpec:
     """Fingerprint a raw folder (one read of every byte) and note whether it is synthetic."""
-    from din_model.data.synth import SYNTHETIC_MARKER
+    from din_model.data.sources.synth import SYNTHETIC_MARKER
 
     if not path.is_dir():
         raise DataError(
@@ -92,16 +92,17 @@ def _has_files(directory: Path) -> bool:
 
 
 def generate_synthetic(dataset: str, scale: float, seed: int) -> Path:
-    """The synthetic Amazon-format set for (scale, seed), generated once and then reused."""
-    from din_model.data.synth import SYNTHETIC_MARKER, write_synthetic_amazon
+    """The dataset's synthetic set for (scale, seed), generated once and then reused.
 
-    if dataset not in SYNTHETIC_DATASETS:
-        raise ConfigError(
-            f"synthetic data exists only for {', '.join(SYNTHETIC_DATASETS)}, not '{dataset}'"
-        )
+    The generator is the ``synthetic:`` entry of the dataset's spec (Amazon's
+    writes the 2014 review format); a dataset without one is a ConfigError.
+    """
+    from din_model.data.sources.synth import SYNTHETIC_MARKER
+
+    write = synthetic_generator(dataset)
     target = synthetic_dir(dataset, scale, seed)
     if not (target / SYNTHETIC_MARKER).is_file():
-        write_synthetic_amazon(target, scale=scale, seed=seed, force=True)  # the pipeline's own
+        write(target, scale=scale, seed=seed, force=True)  # the pipeline's own
     return target
 
 
@@ -121,7 +122,7 @@ def resolve_source(
     """``auto`` | ``synthetic`` | a path -> the raw folder, its fingerprint and its origin.
 
     ``auto`` takes ``data/raw/<dataset>`` when it holds files (``din fetch``),
-    else generates the synthetic Amazon-format set at a small scale.
+    else generates the dataset's synthetic set (if it has a generator) at a small scale.
     """
     logger = get_run_logger()
     synth = None
@@ -129,7 +130,7 @@ def resolve_source(
         real = raw_dir(dataset)
         if _has_files(real):
             path = real
-        elif dataset in SYNTHETIC_DATASETS:
+        elif dataset in synthetic_datasets():
             logger.info("no real files under %s: using synthetic %s data", real, dataset)
             source = "synthetic"
         else:
@@ -184,7 +185,7 @@ def rejects_dir(canonical: Path) -> Path:
 def ingest_source(source: SourceSpec, work: str, on_bad_lines: str = "error") -> str:
     """Raw files -> canonical tables saved under the cache key; returns that folder."""
     from din_model.data.adapters import ingest
-    from din_model.data.canonical_io import save_canonical
+    from din_model.data.canonical.store import save_canonical
 
     logger = get_run_logger()
     key = ingest_key(None, {"source": source, "work": work, "on_bad_lines": on_bad_lines})
@@ -211,8 +212,8 @@ def validate_key(context, parameters: dict[str, Any]) -> str:
 @task(name="validate-canonical", cache_key_fn=validate_key)
 def validate_canonical_tables(canonical: str) -> dict[str, Any]:
     """Great Expectations on the canonical tables; bad data raises ``ValidationFailed``."""
-    from din_model.data.canonical_io import load_canonical
-    from din_model.data.prepare import validate_canonical
+    from din_model.data.canonical.store import load_canonical
+    from din_model.pipeline.prepare import validate_canonical
 
     result = validate_canonical(load_canonical(canonical))
     get_run_logger().info("canonical tables passed validation")
@@ -222,8 +223,8 @@ def validate_canonical_tables(canonical: str) -> dict[str, Any]:
 @task(name="feature-groups", cache_policy=NO_CACHE, persist_result=False)
 def feature_groups(canonical: str, seed: int, max_len: int | None):
     """Canonical tables -> DIN samples in the four feature groups (kept in memory)."""
-    from din_model.data.canonical_io import load_canonical
-    from din_model.data.prepare import build_samples
+    from din_model.data.canonical.store import load_canonical
+    from din_model.pipeline.prepare import build_samples
 
     prepared = build_samples(load_canonical(canonical), seed=seed, max_len=max_len)
     get_run_logger().info("built samples with seed %d", seed)
@@ -233,7 +234,7 @@ def feature_groups(canonical: str, seed: int, max_len: int | None):
 @task(name="validate-samples", cache_policy=NO_CACHE, persist_result=False)
 def validate_sample_tables(prepared) -> dict[str, Any]:
     """Great Expectations on the samples; bad data raises ``ValidationFailed``."""
-    from din_model.data.prepare import validate_samples
+    from din_model.pipeline.prepare import validate_samples
 
     result = validate_samples(prepared)
     get_run_logger().info("samples passed validation")
@@ -249,7 +250,7 @@ def validate_sample_tables(prepared) -> dict[str, Any]:
     retry_condition_fn=retry_on_io_error,
 )
 def write_prepared_dir(prepared, target: str, validation: dict[str, Any]) -> str:
-    from din_model.data.prepare import write_prepared
+    from din_model.pipeline.prepare import write_prepared
 
     # the pipeline owns its cache folders: an earlier write of the same key is ours to replace
     return str(write_prepared(prepared, Path(target), validation, force=True))

@@ -4,7 +4,7 @@
 than the thread's active run (tasks run in Prefect worker threads).
 ``pip_requirements`` are given explicitly: MLflow's automatic inference
 imports the model in a subprocess and takes ~14 s per log. The model ships
-the ``din_model`` and ``tasks`` packages (``code_paths``), so it loads outside
+the ``din_model`` package only (``code_paths``), so it loads outside
 this repository too.
 """
 
@@ -62,7 +62,7 @@ def log_pyfunc_model(
     extra_artifacts: dict[str, str] | None = None,
 ) -> Any:
     """Log the checkpoint as ``model`` of ``run_id`` (registered as ``registered_name``)."""
-    from tasks.pyfunc_model import CHECKPOINT_ARTIFACT
+    from din_model.serving.encoded_scorer import CHECKPOINT_ARTIFACT
 
     artifacts = {CHECKPOINT_ARTIFACT: str(checkpoint), **(extra_artifacts or {})}
     with warnings.catch_warnings():
@@ -95,7 +95,7 @@ def _log(run_id: str, artifacts: dict[str, str], example: pd.DataFrame, name: st
         run_id=run_id,
         python_model=str(DEFINITION),
         artifacts=artifacts,
-        code_paths=[str(PROJECT_ROOT / "din_model"), str(PROJECT_ROOT / "tasks")],
+        code_paths=[str(PROJECT_ROOT / "din_model")],
         pip_requirements=pip_requirements(),
         input_example=example,
         registered_model_name=name,

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from din_model.io.atomic import atomic_output_file  # noqa: E402
 
 if TYPE_CHECKING:
-    from din_model.training.attention_report import AttentionExample
+    from din_model.pipeline.attention_examples import AttentionExample
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

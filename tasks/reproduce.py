@@ -113,7 +113,7 @@ def check_data(recorded: RecordedRun) -> Path:
     expected = recorded.manifest.get("fingerprint")
     synth = recorded.synth
     if not path.is_dir() and synth:
-        from din_model.data.synth import write_synthetic_amazon
+        from din_model.data.sources.synth import write_synthetic_amazon
 
         write_synthetic_amazon(path, scale=float(synth["scale"]), seed=int(synth["seed"]))
     if not path.is_dir():

@@ -18,11 +18,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from din_model.names import ATTENTION_MODELS
+from din_model.pipeline.layout import RunLayout
 from tasks import tracking
 from tasks.comparison import CellResult
 from tasks.data import SourceSpec
-from tasks.training import EvalOutput, TrainOutput
 
 PREDICTION_SAMPLE_ROWS = 1000
 MANIFEST_ARTIFACT = "data_manifest.json"
@@ -78,15 +77,14 @@ def tag_run(run_id: str, tags: Mapping[str, Any]) -> None:
     tracking.set_tags(run_id, tags)
 
 
-ATTENTION_SAMPLES = 3
-
-
-def _attention_plot(checkpoint: str, prepared: str, path: Path) -> Path | None:
-    """Fig. 5-style weights of the test positives with the longest histories (if any)."""
-    from din_model.training.attention_report import attention_examples
+def _attention_plot(layout: RunLayout, path: Path) -> Path | None:
+    """Fig. 5-style weights of the test samples that ``fit_and_score`` chose (if any)."""
+    from din_model.pipeline.attention_examples import read_attention_examples
     from tasks.plots import attention_plot
 
-    examples = attention_examples(checkpoint, prepared, "test", ATTENTION_SAMPLES)
+    if not layout.attention.is_file():
+        return None  # a model without an activation unit
+    examples = read_attention_examples(layout.attention)
     if not examples:
         return None
     return attention_plot(examples, path, "DIN activation weights (test positives)")
@@ -102,37 +100,33 @@ def _prediction_sample(predictions: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def final_metrics(train: TrainOutput, evaluation: EvalOutput) -> dict[str, float]:
-    """Test metrics, the chosen epoch's validation metrics and the epoch itself."""
+def final_metrics(run: dict[str, Any]) -> dict[str, float]:
+    """Test metrics, the chosen epoch's validation metrics and the epoch, from ``metrics.json``."""
     metrics: dict[str, float] = {}
-    for key, value in evaluation.metrics.items():
+    for key, value in run["test"].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             metrics[f"test_{key}"] = float(value)
-    for key, value in train.best_valid.items():
-        metrics[f"best_{key}"] = float(value)
-    metrics["best_epoch"] = float(train.best_epoch)
+    for key, value in run["valid"].items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and key != "n":
+            metrics[f"best_valid_{key}"] = float(value)
+    metrics["best_epoch"] = float(run["best_epoch"])
     return metrics
 
 
 @task(name="log-results", **_TRACKING)
-def log_results(
-    run_id: str,
-    prepared: str,
-    train: TrainOutput,
-    evaluation: EvalOutput,
-    seed: int,
-    model: str = "",
-) -> dict[str, float]:
-    """Final metrics, data and validation records, plots and a prediction sample.
+def log_results(run_id: str, prepared: str, layout: RunLayout, seed: int) -> dict[str, float]:
+    """Log a run's output layout: final metrics, data records, plots and a prediction sample.
 
-    DIN models (``model`` in ATTENTION_MODELS) also get ``plots/attention.png``.
+    Everything comes from the files :func:`din_model.pipeline.fit_and_score`
+    wrote; models with an activation unit also get ``plots/attention.png``.
     """
     import numpy as np
     import polars as pl
 
     from tasks.plots import calibration_plot, roc_plot
 
-    metrics = final_metrics(train, evaluation)
+    run = layout.read_metrics()
+    metrics = final_metrics(run)
     tracking.log_metrics(run_id, metrics)
     prepared_dir = Path(prepared)
     tracking.log_files(
@@ -145,8 +139,8 @@ def log_results(
     )
     with tracking.scratch_dir() as scratch:
         folder = Path(scratch)
-        (folder / "history.json").write_text(json.dumps(train.history, indent=2, default=str))
-        frame = pl.read_parquet(evaluation.predictions, columns=["label", "score"], glob=False)
+        (folder / "history.json").write_text(json.dumps(run["history"], indent=2, default=str))
+        frame = pl.read_parquet(layout.predictions, columns=["label", "score"], glob=False)
         labels, scores = frame["label"].to_numpy().astype(np.int64), frame["score"].to_numpy()
         plots = []
         if np.unique(labels).size == 2:
@@ -154,12 +148,10 @@ def log_results(
             plots.append(
                 calibration_plot(labels, scores, folder / "calibration.png", "test calibration")
             )
-        if model in ATTENTION_MODELS:
-            plots.append(_attention_plot(train.checkpoint, prepared, folder / "attention.png"))
+        plots.append(_attention_plot(layout, folder / "attention.png"))
         tracking.log_files(run_id, [p for p in plots if p is not None], "plots")
-        sample = _prediction_sample(
-            Path(evaluation.predictions), folder / "test_predictions_sample.csv", seed
-        )
+        sample_path = folder / "test_predictions_sample.csv"
+        sample = _prediction_sample(layout.predictions, sample_path, seed)
         tracking.log_files(run_id, [folder / "history.json", sample])
     get_run_logger().info("logged metrics, plots and artifacts to run %s", run_id)
     return metrics
@@ -167,32 +159,25 @@ def log_results(
 
 @task(name="register-model", cache_policy=NO_CACHE)
 def register_model(
-    run_id: str, dataset: str, train: TrainOutput, prepared: str, register: bool = True
+    run_id: str, dataset: str, layout: RunLayout, register: bool = True
 ) -> dict[str, Any]:
     """Log the pyfunc model; register it as ``din-<dataset>`` and apply the champion rule."""
     import polars as pl
 
-    from din_model.data.feature_map import FeatureMap
     from tasks.model_logging import input_example, log_pyfunc_model
     from tasks.registry import promote_if_better, registered_model_name
 
     logger = get_run_logger()
-    feature_map = FeatureMap.load(prepared)
-    names = [f.name for f in feature_map.features]
-    test = pl.read_parquet(Path(prepared) / "test.parquet", n_rows=5, glob=False).to_pandas()
+    example = pl.read_parquet(layout.input_example, glob=False).to_pandas()
     name = registered_model_name(dataset) if register else None
     info = log_pyfunc_model(
-        run_id,
-        train.checkpoint,
-        input_example(test, names),
-        name,
-        extra_artifacts={"feature_map": str(Path(prepared) / "feature_map.json")},
+        run_id, layout.best_checkpoint, input_example(example, list(example.columns)), name
     )
     outcome: dict[str, Any] = {"model_uri": info.model_uri, "registered_model": name}
     if name is None:
         return outcome
     version = str(info.registered_model_version)
-    valid_gauc = float(train.best_valid.get("valid_gauc", float("nan")))
+    valid_gauc = float(layout.read_metrics()["valid"].get("gauc", float("nan")))
     decision = promote_if_better(name, version, valid_gauc, run_id)
     logger.info("%s v%s: %s", name, version, decision.reason)
     outcome.update(version=version, promoted=decision.promoted, decision=decision.reason)

@@ -66,7 +66,15 @@ def run(
     (Prefect's flow and task run loggers): their user-error tracebacks are
     hidden too, unless ``--debug``.
     """
-    parser = build_parser(packages)
+    try:
+        # the choices come from the registries: a broken YAML on DIN_MODEL_DIRS or
+        # DIN_SPEC_DIRS is a user error before any command has been chosen
+        parser = build_parser(packages)
+    except DinError as exc:
+        if "--debug" in (argv if argv is not None else sys.argv[1:]):
+            raise
+        print(f"din: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not args.debug:
         for name in engine_loggers:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from din_model.data.fetch import BASE_URL_ENV, fetch
-from din_model.data.sources import DATASETS, DEFAULT_DEST, MOVIELENS_ARCHIVES, get_source
+from din_model.data.sources.catalog import DEFAULT_DEST, MOVIELENS_ARCHIVES, get_source
+from din_model.data.sources.download import BASE_URL_ENV, fetch
+from din_model.registry import fetchable_datasets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="download a data set from its owner into data/raw/<dataset>/",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
-    parser.add_argument("dataset", choices=DATASETS)
+    parser.add_argument("dataset", choices=fetchable_datasets())
     parser.add_argument(
         "--dest", default=str(DEFAULT_DEST), help=f"root folder (default {DEFAULT_DEST})"
     )

@@ -14,10 +14,10 @@ import resource
 import time
 from pathlib import Path
 
-from din_model.data.hashing import DEFAULT_HASH_SEED, parse_hash_buckets
-from din_model.data.prepare import ON_BAD_LINES, prepare_dataset
+from din_model.data.encoding.hashing import DEFAULT_HASH_SEED, parse_hash_buckets
 from din_model.io.output_dir import FORCE_HELP
-from din_model.names import DATASETS
+from din_model.pipeline.prepare import ON_BAD_LINES, prepare_dataset
+from din_model.registry import dataset_names
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="raw files -> validated train/valid/test parquet + feature_map.json",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=dataset_names())
     parser.add_argument("--source", required=True, type=Path, help="folder of the owner's files")
     parser.add_argument("--out", required=True, type=Path, help="prepared folder to write")
     parser.add_argument("--force", action="store_true", help=FORCE_HELP)

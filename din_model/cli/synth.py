@@ -14,7 +14,11 @@ import resource
 import sys
 import time
 
-from din_model.data.synth.amazon import AmazonSynthParams, sizes_for_scale, write_synthetic_amazon
+from din_model.data.sources.synth.amazon import (
+    AmazonSynthParams,
+    sizes_for_scale,
+    write_synthetic_amazon,
+)
 from din_model.io.output_dir import FORCE_HELP
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,9 @@
 """``din train``: train one model on a prepared directory and score its test split once.
 
-Writes into ``--out``: metrics.json, predictions.parquet, checkpoints/ (last.pt
-each epoch, best.pt) and config.yaml (the resolved configuration). Running the
+Writes the run layout of din_model/pipeline/layout.py into ``--out``: metrics.json,
+predictions.parquet, attention.json (DIN models), input_example.parquet,
+checkpoints/ (last.pt each epoch, best.pt) and config.yaml (the resolved
+configuration); ``din run`` writes the same files into its run folder. Running the
 same command again after a kill resumes from checkpoints/last.pt; a finished run
 in --out is replaced only with --force, and a folder din did not write never.
 
@@ -15,11 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from din_model.config.overrides import add_override_argument
-from din_model.data.feature_map import FEATURE_MAP_FILE, FeatureMap
+from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DataError
 from din_model.names import MODEL_NAMES, REGULARIZER_NAMES
+
+if TYPE_CHECKING:  # the layout module imports torch; `din --help` must not
+    from din_model.pipeline.layout import RunLayout
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     # imported here so that building the `din` parser does not load torch
     from din_model.config import resolve_config
-    from din_model.training import train_and_evaluate
-    from din_model.training.distributed import is_main_process, process_group
+    from din_model.distributed.group import is_main_process, process_group
+    from din_model.pipeline import fit_and_score
 
     if args.model not in MODEL_NAMES:
         raise ConfigError(f"unknown model '{args.model}'; choose one of {', '.join(MODEL_NAMES)}")
@@ -78,7 +84,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     # under torchrun (WORLD_SIZE > 1) every process joins the group; alone, nothing changes
     with process_group(config["train"]["device"]):
-        result = train_and_evaluate(
+        result = fit_and_score(
             args.data,
             args.out,
             args.model,
@@ -101,6 +107,13 @@ def run_train(args: argparse.Namespace) -> int:
             f"{name:<6} {m['auc']:>7.4f} {m['gauc']:>7.4f} {m['gauc_users']:>6d} "
             f"{m['logloss']:>8.4f} {m['n']:>8d}"
         )
-    print(f"outputs in {args.out}: metrics.json, predictions.parquet, config.yaml, checkpoints/")
+    print(f"outputs in {args.out}: {', '.join(_written(result.layout))}")
     sys.stdout.flush()
     return 0
+
+
+def _written(layout: RunLayout) -> list[str]:
+    """The files of the run's output layout that exist (attention.json for DIN models only)."""
+    paths = [layout.metrics, layout.predictions, layout.attention, layout.input_example]
+    names = [path.name for path in paths if path.exists()]
+    return [*names, layout.config.name, "checkpoints/"]

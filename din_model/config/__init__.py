@@ -7,18 +7,18 @@ for unknown keys.
 from din_model.config.files import CONFIG_ROOT, load_yaml, resolve_user_config
 from din_model.config.overrides import overrides_to_tree, parse_override
 from din_model.config.resolve import (
-    MODEL_NAMES,
     SECTIONS,
     base_config,
     check_layer,
     config_hash,
     dump_config,
     resolve_config,
+    resolve_model_section,
+    resolve_regularizer_section,
 )
 
 __all__ = [
     "CONFIG_ROOT",
-    "MODEL_NAMES",
     "SECTIONS",
     "base_config",
     "check_layer",
@@ -28,5 +28,7 @@ __all__ = [
     "overrides_to_tree",
     "parse_override",
     "resolve_config",
+    "resolve_model_section",
+    "resolve_regularizer_section",
     "resolve_user_config",
 ]

@@ -1,7 +1,8 @@
 """Where the packaged YAML layers live and how a YAML file is read.
 
 The defaults ship inside the package (``din_model/configs``) so that an
-installed ``din`` finds them without a checkout.
+installed ``din`` finds them without a checkout. The model and dataset
+defaults are found through :mod:`din_model.registry`, not here.
 """
 
 from __future__ import annotations
@@ -9,14 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from din_model.errors import ConfigError
+from din_model.registry.files import load_mapping
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 TRAIN_DEFAULTS = CONFIG_ROOT / "train.yaml"
-MODELS_DIR = CONFIG_ROOT / "models"
-DATASETS_DIR = CONFIG_ROOT / "datasets"
 PRESETS_DIR = CONFIG_ROOT / "presets"
 
 
@@ -27,25 +25,7 @@ def available(directory: Path) -> list[str]:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a syntax error names the file and line, data is never executed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        payload = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if payload is None:
-        return {}
-    if not isinstance(payload, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of sections (model, train, regularizer), "
-            f"got {type(payload).__name__}"
-        )
-    return payload
+    return load_mapping(path, "a mapping of sections (model, train, regularizer)")
 
 
 def resolve_user_config(name_or_path: str | Path) -> Path:

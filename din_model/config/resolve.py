@@ -2,11 +2,13 @@
 
 Layers, lowest first:
 
-1. the model's default YAML (``configs/models/<model>.yaml``, the ``model``
-   section) merged with ``configs/train.yaml`` (``train`` and ``regularizer``);
-2. the dataset YAML (``configs/datasets/<dataset>.yaml``);
+1. the model's defaults (the ``model:`` section of its registry file,
+   ``configs/models/<model>.yaml``, see :mod:`din_model.registry.models`) merged
+   with ``configs/train.yaml`` (``train`` and ``regularizer``);
+2. the dataset's training defaults (the ``train:`` key of its feature spec,
+   ``data/specs/<family>.yaml``, see :mod:`din_model.registry.datasets`);
 3. the user's file (``--config FILE``, or a preset name such as ``paper``);
-4. Python dicts (the ``config`` argument of :func:`din_model.training.fit`);
+4. Python dicts (the ``config`` argument of :func:`din_model.pipeline.fit`);
 5. ``--set key=value`` overrides.
 
 The keys of layer 1 are the only valid keys. A key that belongs to another
@@ -14,6 +16,11 @@ model's defaults (say ``model.attention_hidden`` given to the BaseModel by the
 ``paper`` preset) is dropped with a warning, so that one file can serve every
 model of an ablation; any other unknown key is a ConfigError that names it and
 the valid keys, so a typo never silently trains with a default.
+
+This module is the only reader of those defaults: :func:`resolve_model_section`
+and :func:`resolve_regularizer_section` complete a partial section (what
+``build_model`` and ``build_regularizer`` are given) by the same rules, so every
+default has one home and one way in.
 """
 
 from __future__ import annotations
@@ -31,18 +38,12 @@ from typing import Any
 
 import yaml
 
-from din_model.config.files import (
-    DATASETS_DIR,
-    MODELS_DIR,
-    TRAIN_DEFAULTS,
-    available,
-    load_yaml,
-    resolve_user_config,
-)
+from din_model.config.files import TRAIN_DEFAULTS, load_yaml, resolve_user_config
 from din_model.config.overrides import overrides_to_tree
 from din_model.config.tree import deep_merge, iter_leaves, set_dotted
 from din_model.errors import ConfigError
-from din_model.names import MODEL_NAMES
+from din_model.registry import dataset_names, dataset_train_layer, model_names
+from din_model.registry import model_defaults as registry_model_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -55,30 +56,26 @@ NON_RESULT_KEYS = ("train.progress",)
 
 
 def model_defaults(model: str) -> dict[str, Any]:
-    """The ``model`` section of ``configs/models/<model>.yaml``."""
-    path = MODELS_DIR / f"{model}.yaml"
-    if model not in MODEL_NAMES and not path.is_file():
-        raise ConfigError(f"unknown model '{model}'; choose one of {', '.join(MODEL_NAMES)}")
-    if not path.is_file():
-        raise ConfigError(f"{path}: the default config of model '{model}' is missing")
-    payload = load_yaml(path)
-    section = payload.get("model", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: expected a 'model' mapping")
-    return section
+    """The ``model`` section of the model's registry file (ConfigError for an unknown model)."""
+    return registry_model_defaults(model)
+
+
+def train_defaults() -> dict[str, Any]:
+    """``configs/train.yaml``: the ``train`` and ``regularizer`` sections every model shares."""
+    train = load_yaml(TRAIN_DEFAULTS)
+    return {section: copy.deepcopy(train.get(section) or {}) for section in SECTIONS}
 
 
 def base_config(model: str) -> dict[str, Any]:
     """Layer 1: the model's defaults plus the training and regulariser defaults."""
-    train = load_yaml(TRAIN_DEFAULTS)
-    config = {section: copy.deepcopy(train.get(section) or {}) for section in SECTIONS}
+    config = train_defaults()
     config["model"] = deep_merge(config["model"], model_defaults(model))
     return config
 
 
 def _model_keys_of_other_models(model: str) -> set[str]:
     keys: set[str] = set()
-    for name in available(MODELS_DIR):
+    for name in model_names():
         if name != model:
             keys.update(f"model.{k}" for k, _ in iter_leaves(model_defaults(name)))
     return keys
@@ -157,6 +154,27 @@ def check_layer(
     return checked
 
 
+def _dataset_layer(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer 2, checked against ``config``; empty for a dataset without training defaults.
+
+    A dataset the registry does not know (prepared data of a dataset registered
+    through ``$DIN_SPEC_DIRS`` when that variable is unset) adds nothing, with a
+    warning: the prepared data is still trainable.
+    """
+    if dataset not in dataset_names():
+        logger.warning(
+            "dataset '%s' is not registered (known: %s): no dataset training defaults",
+            dataset,
+            ", ".join(dataset_names()),
+        )
+        return {}
+    found = dataset_train_layer(dataset)
+    if found is None:
+        return {}
+    layer, source = found
+    return check_layer(layer, config, str(source))
+
+
 def resolve_config(
     model: str,
     dataset: str | None = None,
@@ -170,12 +188,7 @@ def resolve_config(
     foreign = _model_keys_of_other_models(model)
 
     if dataset is not None:
-        dataset_file = DATASETS_DIR / f"{dataset}.yaml"
-        if dataset_file.is_file():
-            layer = check_layer(load_yaml(dataset_file), config, str(dataset_file))
-            config = deep_merge(config, layer)
-        else:
-            logger.debug("no dataset config at %s", dataset_file)
+        config = deep_merge(config, _dataset_layer(dataset, config))
     if config_file is not None:
         path = resolve_user_config(config_file)
         layer = check_layer(load_yaml(path), config, str(path), foreign_keys=foreign)
@@ -189,6 +202,40 @@ def resolve_config(
         layer = check_layer(override_tree, config, "--set", foreign_keys=foreign)
         config = deep_merge(config, layer)
     return config
+
+
+def resolve_model_section(model: str, section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A possibly partial ``model:`` section completed with the model's defaults.
+
+    The same rules as :func:`resolve_config`: keys of other models are dropped
+    with a warning, unknown keys and wrong types are a ConfigError naming the key.
+    """
+    base = {"model": model_defaults(model)}
+    if not section:
+        return base["model"]
+    layer = check_layer(
+        {"model": dict(section)},
+        base,
+        f"model config of '{model}'",
+        foreign_keys=_model_keys_of_other_models(model),
+    )
+    return deep_merge(base, layer)["model"]
+
+
+def resolve_regularizer_section(name: str, section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A possibly partial ``regularizer.<name>`` section completed from ``train.yaml``.
+
+    Unknown keys and wrong types are a ConfigError naming the key; a regulariser
+    without settings (``none``) resolves to ``{}``.
+    """
+    defaults = train_defaults()["regularizer"].get(name) or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{TRAIN_DEFAULTS}: regularizer.{name} must be a mapping")
+    if not section:
+        return copy.deepcopy(defaults)
+    base = {"regularizer": {name: defaults}}
+    layer = check_layer({"regularizer": {name: dict(section)}}, base, f"regularizer '{name}'")
+    return deep_merge(base, layer)["regularizer"][name]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

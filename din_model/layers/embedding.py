@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.layers.packing import PackedPositions
 from din_model.layers.pooling import sequence_mask

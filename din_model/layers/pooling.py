@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from din_model.data.feature_map import PADDING_ID
+from din_model.data.specs.feature_map import PADDING_ID
 from din_model.errors import ConfigError
 
 POOLING_MODES = ("sum", "mean", "max")

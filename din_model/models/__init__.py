@@ -1,7 +1,9 @@
-"""Model registry: ``build_model(name, feature_map, model_cfg)`` for every model name.
+"""Building models: ``build_model(name, feature_map, model_cfg)`` for every registered model.
 
-``din_dice`` is the DIN class with Dice in its MLP and its activation unit (its default
-config says so); ``din`` uses PReLU.
+Which models exist, their classes and their default ``model:`` sections come
+from the model registry (:mod:`din_model.registry.models`, one YAML per model);
+``din_dice`` is the DIN class with Dice in its MLP and its activation unit (its
+default config says so), ``din`` uses PReLU.
 """
 
 from __future__ import annotations
@@ -9,53 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from din_model.data.feature_map import FeatureMap
+from din_model.config.resolve import resolve_model_section
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.models.base import CTRModel
-from din_model.models.deepfm import DeepFM
-from din_model.models.defaults import default_model_config, model_config_path, resolve_model_config
-from din_model.models.din import DIN
-from din_model.models.embedding_mlp import EmbeddingMLP
-from din_model.models.lr import LogisticRegression
 from din_model.models.options import ModelOptions
-from din_model.models.pnn import PNN
-from din_model.models.wide_deep import WideDeep
-from din_model.names import MODEL_NAMES
-
-_MODEL_CLASSES: dict[str, type[CTRModel]] = {
-    "lr": LogisticRegression,
-    "base": EmbeddingMLP,
-    "wide_deep": WideDeep,
-    "pnn": PNN,
-    "deepfm": DeepFM,
-    "din": DIN,
-    "din_dice": DIN,
-}
+from din_model.registry import model_class
 
 
-def build_model(name: str, feature_map: FeatureMap, model_cfg: Mapping[str, Any]) -> CTRModel:
+def build_model(
+    name: str, feature_map: FeatureMap, model_cfg: Mapping[str, Any] | None
+) -> CTRModel:
     """A freshly initialised model (seed torch first for reproducible weights).
 
-    ``model_cfg`` is the ``model:`` config section; missing keys take the defaults of
-    ``din_model/configs/models/<name>.yaml``. Unknown model names, unknown keys and bad
-    values raise ConfigError.
+    ``model_cfg`` is the ``model:`` config section; missing keys take the model's
+    registered defaults (:func:`din_model.config.resolve.resolve_model_section`).
+    Unknown model names, unknown keys and bad values raise ConfigError.
     """
-    if name not in _MODEL_CLASSES:
-        raise ConfigError(f"unknown model {name!r}: expected one of {', '.join(MODEL_NAMES)}")
-    resolved = resolve_model_config(name, model_cfg or {}, MODEL_NAMES)
-    return _MODEL_CLASSES[name](feature_map, ModelOptions(name, resolved))
+    cls = model_class(name)
+    if not issubclass(cls, CTRModel):
+        raise ConfigError(f"model {name!r}: {cls.__qualname__} is not a CTRModel subclass")
+    resolved = resolve_model_section(name, model_cfg)
+    return cls(feature_map, ModelOptions(name, resolved))
 
 
-__all__ = [
-    "DIN",
-    "MODEL_NAMES",
-    "PNN",
-    "CTRModel",
-    "DeepFM",
-    "EmbeddingMLP",
-    "LogisticRegression",
-    "WideDeep",
-    "build_model",
-    "default_model_config",
-    "model_config_path",
-]
+__all__ = ["CTRModel", "build_model"]

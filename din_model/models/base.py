@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.layers.activations import ACTIVATIONS
 from din_model.layers.embedding import EmbeddedBatch, FeatureEmbedding, resolve_embedding_dims

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.layers.activations import ACTIVATIONS
 from din_model.layers.attention import ATTENTION_INPUTS, AttentionPooling, LocalActivationUnit

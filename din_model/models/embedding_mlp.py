@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.layers.pooling import POOLING_MODES, SequencePooling
 from din_model.models.base import Batch, CTRModel, deep_embedding, output_mlp
 from din_model.models.options import ModelOptions

@@ -26,8 +26,9 @@ class ModelOptions:
     def raw(self, key: str) -> Any:
         if key not in self.values:
             raise ConfigError(
-                f"model.{key} is missing (model {self.model}); its default belongs in "
-                f"din_model/configs/models/{self.model}.yaml"
+                f"model.{key} is missing (model {self.model}); its default belongs in the "
+                f"model's registry file, {self.model}.yaml (din_model/configs/models/ or a "
+                "folder of DIN_MODEL_DIRS)"
             )
         return self.values[key]
 

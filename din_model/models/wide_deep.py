@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.layers.linear import LINEAR_POOLING_MODES, LinearTerm
 from din_model.layers.pooling import POOLING_MODES, SequencePooling
 from din_model.models.base import Batch, CTRModel, deep_embedding, output_mlp

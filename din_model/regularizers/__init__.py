@@ -1,14 +1,16 @@
 """Regularisers compared in the DIN paper (sec. 6.5), one per module.
 
 ``build_regularizer(name, config)`` takes the name given to ``--reg`` and the
-resolved ``regularizer`` config section (each regulariser reads its own
-subsection).
+``regularizer`` config section (each regulariser reads its own subsection). A
+partial subsection is completed from ``configs/train.yaml`` by the config module,
+the one home of every default: the classes hold no default values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from din_model.config.resolve import resolve_regularizer_section
 from din_model.errors import ConfigError
 from din_model.names import REGULARIZER_NAMES
 from din_model.regularizers.base import Regularizer
@@ -32,7 +34,11 @@ __all__ = ["REGULARIZERS", "REGULARIZER_NAMES", "IdRemapModel", "Regularizer", "
 
 
 def build_regularizer(name: str, config: dict[str, Any] | None = None) -> Regularizer:
-    """The regulariser ``name`` configured from ``config[name]`` (the regularizer section)."""
+    """The regulariser ``name`` configured from ``config[name]`` (the regularizer section).
+
+    Missing keys of ``config[name]`` take their ``train.yaml`` defaults; unknown
+    keys and wrong types are a ConfigError naming the key.
+    """
     if name not in REGULARIZERS:
         raise ConfigError(
             f"unknown regularizer '{name}'; choose one of {', '.join(REGULARIZER_NAMES)}"
@@ -40,4 +46,4 @@ def build_regularizer(name: str, config: dict[str, Any] | None = None) -> Regula
     section = (config or {}).get(name) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"regularizer.{name} must be a mapping, got {section!r}")
-    return REGULARIZERS[name](section)
+    return REGULARIZERS[name](resolve_regularizer_section(name, section))

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 
 if TYPE_CHECKING:  # the training package imports the regularisers
-    from din_model.training.tensors import SplitTensors
+    from din_model.tensors.split import SplitTensors
 
 
 class Regularizer:
@@ -34,6 +34,19 @@ class Regularizer:
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = dict(config or {})
+
+    def setting(self, key: str) -> Any:
+        """A value of this regulariser's section, which :func:`build_regularizer` completes.
+
+        No default lives here: they are in ``configs/train.yaml``, and a missing
+        key means the section did not go through the config module.
+        """
+        if key not in self.config:
+            raise ConfigError(
+                f"regularizer.{self.name}.{key} is missing; its default belongs in "
+                "din_model/configs/train.yaml (build regularisers with build_regularizer)"
+            )
+        return self.config[key]
 
     def prepare(self, train: SplitTensors, feature_map: FeatureMap, model: nn.Module) -> None:
         """Compute what the regulariser needs from the training split (once per run)."""

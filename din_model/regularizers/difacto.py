@@ -27,9 +27,5 @@ from din_model.regularizers.mba import FrequencyScaledBatchL2
 class DiFactoL2(FrequencyScaledBatchL2):
     name = "difacto"
 
-    def __init__(self, config: dict | None = None) -> None:
-        super().__init__(config)
-        self.weight = float(self.config.get("weight", 1e-4))
-
     def row_scale(self, counts: torch.Tensor) -> torch.Tensor:
         return torch.ones_like(counts, dtype=torch.float32)

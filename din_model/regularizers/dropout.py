@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from din_model.data.feature_map import PADDING_ID, FeatureMap
+from din_model.data.specs.feature_map import PADDING_ID, FeatureMap
 from din_model.errors import ConfigError
 from din_model.regularizers.base import Regularizer, features_of_table, resolve_tables
 
 if TYPE_CHECKING:  # the training package imports the regularisers
-    from din_model.training.tensors import SplitTensors
+    from din_model.tensors.split import SplitTensors
 
 
 class FeatureIdDropout(Regularizer):
@@ -28,13 +28,13 @@ class FeatureIdDropout(Regularizer):
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.rate = float(self.config.get("rate", 0.5))
+        self.rate = float(self.setting("rate"))
         if not 0.0 <= self.rate < 1.0:
             raise ConfigError(f"regularizer.dropout.rate must be in [0, 1), got {self.rate}")
         self.features: list[str] = []
 
     def prepare(self, train: SplitTensors, feature_map: FeatureMap, model: nn.Module) -> None:
-        tables = resolve_tables(self.config.get("tables"), feature_map)
+        tables = resolve_tables(self.setting("tables"), feature_map)
         self.features = [name for t in tables for name in features_of_table(feature_map, t)]
 
     def transform_batch(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from din_model.data.feature_map import FIRST_KNOWN_ID, OOV_ID, FeatureMap
+from din_model.data.specs.feature_map import FIRST_KNOWN_ID, OOV_ID, FeatureMap
 from din_model.errors import ConfigError
 from din_model.regularizers.base import (
     Regularizer,
@@ -26,7 +26,7 @@ from din_model.regularizers.base import (
 )
 
 if TYPE_CHECKING:  # the training package imports the regularisers
-    from din_model.training.tensors import SplitTensors
+    from din_model.tensors.split import SplitTensors
 
 
 def remap_batch(
@@ -68,8 +68,8 @@ class FrequencyFilter(Regularizer):
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.top_k = self.config.get("top_k")
-        self.keep_fraction = float(self.config.get("keep_fraction", 0.2))
+        self.top_k = self.setting("top_k")
+        self.keep_fraction = float(self.setting("keep_fraction"))
         if self.top_k is None and not 0.0 < self.keep_fraction <= 1.0:
             raise ConfigError(
                 f"regularizer.filter.keep_fraction must be in (0, 1], got {self.keep_fraction}"
@@ -81,7 +81,7 @@ class FrequencyFilter(Regularizer):
 
     def prepare(self, train: SplitTensors, feature_map: FeatureMap, model: nn.Module) -> None:
         self.remaps = {}
-        for table in resolve_tables(self.config.get("tables"), feature_map):
+        for table in resolve_tables(self.setting("tables"), feature_map):
             counts = id_frequencies(train, feature_map, table)
             counts[:FIRST_KNOWN_ID] = 0  # padding and OOV are never "kept" ids
             seen = int((counts > 0).sum())

@@ -17,7 +17,7 @@ class DenseL2(Regularizer):
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.weight = float(self.config.get("weight", 1e-5))
+        self.weight = float(self.setting("weight"))
 
     def penalty(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         squares = [p.pow(2).sum() for p in model.parameters() if p.requires_grad]

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.regularizers.base import (
     Regularizer,
     batch_unique_ids,
@@ -35,7 +35,7 @@ from din_model.regularizers.base import (
 )
 
 if TYPE_CHECKING:  # the training package imports the regularisers
-    from din_model.training.tensors import SplitTensors
+    from din_model.tensors.split import SplitTensors
 
 
 class FrequencyScaledBatchL2(Regularizer):
@@ -49,7 +49,7 @@ class FrequencyScaledBatchL2(Regularizer):
 
     def __init__(self, config: dict | None = None) -> None:
         super().__init__(config)
-        self.weight = float(self.config.get("weight", 0.01))
+        self.weight = float(self.setting("weight"))
         self.tables: dict[str, list[str]] = {}
         self.scales: dict[str, torch.Tensor] = {}
 
@@ -59,7 +59,7 @@ class FrequencyScaledBatchL2(Regularizer):
 
     def prepare(self, train: SplitTensors, feature_map: FeatureMap, model: nn.Module) -> None:
         self.tables, self.scales = {}, {}
-        for table in resolve_tables(self.config.get("tables"), feature_map):
+        for table in resolve_tables(self.setting("tables"), feature_map):
             embedding_table(model, table)  # fail early when the model lacks it
             self.tables[table] = features_of_table(feature_map, table)
             self.scales[table] = self.row_scale(id_frequencies(train, feature_map, table))

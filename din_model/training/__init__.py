@@ -1,26 +1,10 @@
-"""Training, checkpointing and evaluation of the CTR models (no Prefect, no MLflow).
+"""Plain training machinery: the epoch loop, scoring a split, checkpoints, optimizers, seeding.
 
-Public API (the Prefect flow and ``din train`` call these):
-:func:`fit`, :func:`evaluate_checkpoint`, :func:`load_trained_model`,
-:func:`train_and_evaluate`.
+No Prefect, no MLflow and no process groups here: data-parallel training wraps
+these modules in :mod:`din_model.distributed`, and :mod:`din_model.pipeline`
+composes them into the one fit-and-score path.
 """
 
-from din_model.training.api import (
-    FitResult,
-    TrainResult,
-    evaluate_checkpoint,
-    fit,
-    load_trained_model,
-    train_and_evaluate,
-)
 from din_model.training.evaluate import EvalResult
 
-__all__ = [
-    "EvalResult",
-    "FitResult",
-    "TrainResult",
-    "evaluate_checkpoint",
-    "fit",
-    "load_trained_model",
-    "train_and_evaluate",
-]
+__all__ = ["EvalResult"]

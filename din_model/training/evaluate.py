@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from din_model.metrics import evaluate_scores
+from din_model.tensors.batches import iterate_batches
+from din_model.tensors.split import SplitTensors
 from din_model.training.acceleration import autocast
-from din_model.training.batches import iterate_batches
-from din_model.training.tensors import SplitTensors
 
 BatchTransform = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 

@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from din_model.errors import ConfigError
 from din_model.regularizers import Regularizer
+from din_model.tensors.batches import batch_count, iterate_batches, max_batch_positions
+from din_model.tensors.split import SplitTensors
 from din_model.training.acceleration import (
     GraphedForward,
     amp_dtype,
@@ -41,9 +43,7 @@ from din_model.training.acceleration import (
     configure_matmul,
     wants_cuda_graphs,
 )
-from din_model.training.batches import batch_count, iterate_batches, max_batch_positions
 from din_model.training.evaluate import score_split
-from din_model.training.tensors import SplitTensors
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Trainer:
         self.grad_clip = float(clip) if clip is not None else None
         self.progress = progress_mode(train_config.get("progress"))
         # What the training forward pass calls: the model itself, or its
-        # DistributedDataParallel wrapper (din_model.training.ddp_trainer).
+        # DistributedDataParallel wrapper (din_model.distributed.trainer).
         self.forward_module: nn.Module = model
         # Optional speed-ups (din_model.training.acceleration), all off by default.
         self.amp = amp_dtype(train_config.get("amp"))

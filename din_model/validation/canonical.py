@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from din_model.data.schema import CanonicalData
+from din_model.data.canonical.schema import CanonicalData
 from din_model.validation.runner import check, run_suite
 from din_model.validation.suites import load_suite_dict
 

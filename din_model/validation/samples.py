@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from din_model.data.samples import PreparedData
+from din_model.data.samples.build import PreparedData
 from din_model.validation.runner import check, run_suite
 from din_model.validation.suites import expand_templates, load_suite_dict
 

@@ -1,5 +1,8 @@
 """Great Expectations suites kept as JSON in ``expectations/``, with per-feature templates.
 
+The folder is the top-level ``expectations`` package, so the suites travel in
+the wheel as package data (see :func:`expectations_dir`).
+
 A suite file is an ordinary GE 1.x suite (``ExpectationSuite.to_json_dict()``).
 Dataset-specific numbers (``max_len``, vocabulary sizes, the positive-rate
 band, the number of users) are GE *suite parameters* -- ``{"$PARAMETER": name}``
@@ -18,19 +21,28 @@ from __future__ import annotations
 import copy
 import json
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 
-#: ``expectations/`` at the repository root; ``DIN_EXPECTATIONS_DIR`` overrides it.
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+#: The package that ships the suites as data (the repository's top-level ``expectations/``).
+SUITES_PACKAGE = "expectations"
 FOR_EACH = "for_each"
 
 
 def expectations_dir() -> Path:
-    return Path(os.environ.get("DIN_EXPECTATIONS_DIR", EXPECTATIONS_DIR))
+    """The suites' folder: ``DIN_EXPECTATIONS_DIR``, else the installed ``expectations`` package.
+
+    Found through :mod:`importlib.resources` rather than a path relative to this
+    file, so a wheel installed outside the checkout finds its own copy.
+    """
+    override = os.environ.get("DIN_EXPECTATIONS_DIR")
+    if override:
+        return Path(override)
+    return Path(str(resources.files(SUITES_PACKAGE)))
 
 
 def load_suite_dict(name: str) -> dict[str, Any]:

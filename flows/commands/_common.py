@@ -10,14 +10,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from din_model.config.overrides import add_override_argument
-from din_model.names import DATASETS, MODEL_NAMES, REGULARIZER_NAMES
+from din_model.names import REGULARIZER_NAMES
+from din_model.registry import dataset_names, model_names
 
-MODELS = MODEL_NAMES
+MODELS = model_names()
 REGULARIZERS = REGULARIZER_NAMES
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=dataset_names())
     parser.add_argument(
         "--source",
         default="auto",
@@ -116,8 +117,8 @@ def results_table(summary: dict[str, Any]) -> str:
         f"data: {summary['source']} ({summary['data_source']}, {summary['data_fingerprint']})",
         "",
         f"{'':8}{'AUC':>8}{'GAUC':>8}{'LogLoss':>9}",
-        f"{'valid':8}{_fmt(valid.get('valid_auc')):>8}{_fmt(valid.get('valid_gauc')):>8}"
-        f"{_fmt(valid.get('valid_logloss')):>9}   (best epoch {summary.get('best_epoch')})",
+        f"{'valid':8}{_fmt(valid.get('auc')):>8}{_fmt(valid.get('gauc')):>8}"
+        f"{_fmt(valid.get('logloss')):>9}   (best epoch {summary.get('best_epoch')})",
         f"{'test':8}{_fmt(test.get('auc')):>8}{_fmt(test.get('gauc')):>8}"
         f"{_fmt(test.get('logloss')):>9}   ({test.get('gauc_users', '?')} users in GAUC)",
         "",

@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import argparse
 
+from din_model.registry import ablation_grid
 from flows.commands._common import MODELS, REGULARIZERS, add_data_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    grid = ablation_grid()
+    regularized = [r for r in grid.regularizers if r != "none"]
     parser = subparsers.add_parser(
         "ablation",
         help="compare models and regularisers over seeds (one parent MLflow run)",
         description="Run the din-ablation flow. Default grid: the paper's comparison "
-        "(lr, base, wide_deep, pnn, deepfm, din, din_dice; din with dropout, filter, difacto, "
-        "mba). The parent run holds the comparison table and a bar chart.",
+        f"({', '.join(grid.models)}; {grid.regularized_model} with {', '.join(regularized)}). "
+        "The parent run holds the comparison table and a bar chart.",
     )
     add_data_arguments(parser)
-    parser.add_argument("--models", nargs="+", choices=MODELS, help="default: all seven")
+    parser.add_argument(
+        "--models", nargs="+", choices=MODELS, help=f"default: {' '.join(grid.models)}"
+    )
     parser.add_argument(
         "--regs",
         dest="regularizers",
         nargs="+",
         choices=REGULARIZERS,
-        help="regularisers applied to --reg-model (default: none dropout filter difacto mba)",
+        help=f"regularisers applied to --reg-model (default: {' '.join(grid.regularizers)})",
     )
-    parser.add_argument("--reg-model", default="din", choices=MODELS)
+    parser.add_argument("--reg-model", default=grid.regularized_model, choices=MODELS)
     parser.add_argument("--cross", action="store_true", help="every model with every regulariser")
     parser.add_argument("--seeds", nargs="+", type=int, help="training seeds (default 2024)")
     parser.add_argument("--data-seed", type=int, default=2024, help="seed of the data sampling")

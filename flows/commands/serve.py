@@ -17,14 +17,15 @@ import logging
 import os
 from pathlib import Path
 
-from din_model.names import DATASETS
+from din_model.registry import dataset_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    datasets = dataset_names()
     parser = subparsers.add_parser(
         "serve",
         help="serve the din-train deployments (starts a local Prefect server if needed)",
-        description="Serve din-train/amazon, din-train/movielens and din-train/taobao with a "
+        description=f"Serve {', '.join(f'din-train/{d}' for d in datasets)} with a "
         "retraining schedule, so that `prefect deployment run din-train/<dataset> "
         "-p source=...` and the cron schedule execute here. Uses PREFECT_API_URL when set, "
         "else starts `prefect server start --host 127.0.0.1`.",
@@ -32,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--datasets",
         nargs="+",
-        choices=DATASETS,
-        default=list(DATASETS),
-        help="deployments to serve (default: all three)",
+        choices=datasets,
+        default=list(datasets),
+        help="deployments to serve (default: every registered dataset)",
     )
     parser.add_argument(
         "--cron",

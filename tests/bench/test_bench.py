@@ -81,8 +81,8 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
 
 def test_the_profile_script_reports_throughput_and_operators(tmp_path, capsys):
     from bench.profile import main as profile_main
-    from din_model.data.prepare import prepare_dataset
-    from din_model.data.synth import write_synthetic_amazon
+    from din_model.data.sources.synth import write_synthetic_amazon
+    from din_model.pipeline.prepare import prepare_dataset
 
     raw = tmp_path / "raw"
     write_synthetic_amazon(raw, scale=0.002, seed=0)

@@ -1,7 +1,7 @@
 """Hand-built canonical tables for protocol, encoding and validation tests.
 
 Small enough to check every sample by eye, in the exact dtypes of
-din_model/data/schema.py, so the tests do not depend on the adapters.
+din_model/data/canonical/schema.py, so the tests do not depend on the adapters.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from din_model.data.schema import INTERACTION_COLUMNS, CanonicalData
+from din_model.data.canonical.schema import INTERACTION_COLUMNS, CanonicalData
 
 
 def interactions_frame(rows: Sequence[tuple], **extra: Sequence) -> pl.DataFrame:

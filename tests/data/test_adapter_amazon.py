@@ -11,13 +11,13 @@ import pytest
 from _raw_files import meta_2014, review, write_lines
 
 from din_model.data.adapters import detect_layout, ingest
-from din_model.data.canonical_io import load_canonical, save_canonical
-from din_model.data.schema import (
+from din_model.data.canonical.schema import (
     INTERACTION_COLUMNS,
     ITEM_COLUMNS,
     UNKNOWN_CATEGORY,
     missing_columns,
 )
+from din_model.data.canonical.store import load_canonical, save_canonical
 from din_model.errors import DataError
 
 T0 = 1_400_000_000  # 2014-05-13: fixtures' times lie in the plausible window

@@ -9,7 +9,7 @@ import pytest
 from _raw_files import write_lines
 
 from din_model.data.adapters import ingest
-from din_model.data.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, missing_columns
+from din_model.data.canonical.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, missing_columns
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,18 @@ import polars as pl
 import pytest
 from _protocol_frames import canonical
 
-from din_model.data import context
-from din_model.data.encoding import Dictionary, build_user_key, build_vocabulary, seen_mask
-from din_model.data.feature_map import FeatureMap, TableSpec
-from din_model.data.prepare import build_samples
-from din_model.data.spec import FAMILIES, load_spec, parse_spec
+from din_model.data.canonical import context
+from din_model.data.encoding.vocabulary import (
+    Dictionary,
+    build_user_key,
+    build_vocabulary,
+    seen_mask,
+)
+from din_model.data.specs.feature_map import FeatureMap, TableSpec
+from din_model.data.specs.spec import load_spec, parse_spec
 from din_model.errors import ConfigError
+from din_model.pipeline.prepare import build_samples
+from din_model.registry import spec_families
 
 T0 = 1_500_000_000
 
@@ -109,7 +115,7 @@ def test_profile_nulls_and_missing_users_map_to_oov_and_optional_features_drop()
 
 
 def test_every_packaged_spec_parses_and_builds_a_valid_feature_map():
-    for family in FAMILIES:
+    for family in spec_families():
         spec = load_spec(family)
         features = spec.feature_specs()
         tables = {f.table for f in features}

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from din_model.data.fetch import (
+from din_model.data.sources.catalog import (
+    RemoteFile,
+    Source,
+    amazon_source,
+    get_source,
+    movielens_source,
+)
+from din_model.data.sources.download import (
     BASE_URL_ENV,
     FetchError,
     OfflineError,
@@ -23,7 +30,6 @@ from din_model.data.fetch import (
     extract_zip,
     fetch,
 )
-from din_model.data.sources import RemoteFile, Source, amazon_source, get_source, movielens_source
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 12_345)  # several read blocks, not a round size
 

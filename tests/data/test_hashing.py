@@ -20,8 +20,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from din_model.data.feature_map import OOV_ID, FeatureMap
-from din_model.data.hashing import (
+from din_model.data.encoding.hashing import (
     HASH_FUNCTION,
     expected_collisions,
     hashed_ids,
@@ -30,8 +29,9 @@ from din_model.data.hashing import (
     resolve_hash_tables,
     stable_hash,
 )
-from din_model.data.prepare import prepare_dataset
+from din_model.data.specs.feature_map import OOV_ID, FeatureMap
 from din_model.errors import ConfigError
+from din_model.pipeline.prepare import prepare_dataset
 
 VALUES = ["B000123", "", "123", "Électronique", "x" * 300, "漢字", "a", "ab", "ba"]
 
@@ -65,7 +65,7 @@ def test_integers_hash_as_their_decimal_text_and_slices_hash_alike() -> None:
 
 def test_the_hash_is_the_same_in_another_process() -> None:
     code = (
-        "import json, sys, polars as pl; from din_model.data.hashing import stable_hash; "
+        "import json, sys, polars as pl; from din_model.data.encoding.hashing import stable_hash; "
         "print(json.dumps([int(h) for h in stable_hash(pl.Series(json.loads(sys.argv[1])), 5)]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

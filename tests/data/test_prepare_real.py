@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 from din_model.data.adapters import ingest
-from din_model.data.coded import code_canonical
-from din_model.data.feature_map import FeatureMap
-from din_model.data.prepare import load_prepared_report, prepare_dataset
+from din_model.data.encoding.coded import code_canonical
 from din_model.data.protocols import run_protocol
-from din_model.data.spec import spec_for_layout
+from din_model.data.specs.feature_map import FeatureMap
+from din_model.data.specs.spec import spec_for_layout
+from din_model.pipeline.prepare import load_prepared_report, prepare_dataset
 
 SPLITS = ("train", "valid", "test")
 

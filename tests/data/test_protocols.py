@@ -7,8 +7,7 @@ import polars as pl
 import pytest
 from _protocol_frames import canonical
 
-from din_model.data.coded import code_canonical
-from din_model.data.prepare import build_samples
+from din_model.data.encoding.coded import code_canonical
 from din_model.data.protocols import protocol_for_layout, run_protocol
 from din_model.data.protocols.base import TEST, TRAIN, VALID
 from din_model.data.protocols.history import (
@@ -18,8 +17,9 @@ from din_model.data.protocols.history import (
     time_order,
     user_offsets,
 )
-from din_model.data.spec import spec_for_layout
+from din_model.data.specs.spec import spec_for_layout
 from din_model.errors import ConfigError, DataError
+from din_model.pipeline.prepare import build_samples
 
 T0 = 1_500_000_000  # 2017-07-14 02:40:00 UTC
 

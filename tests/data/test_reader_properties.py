@@ -33,7 +33,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from din_model.data.adapters import amazon, ingest, movielens, taobao
-from din_model.data.bad_lines import BadLinePolicy, BadLines
 from din_model.data.readers import (
     parse_dict_literal_lines,
     parse_json_lines,
@@ -41,6 +40,7 @@ from din_model.data.readers import (
     require_lines,
     require_values,
 )
+from din_model.data.readers.bad_lines import BadLinePolicy, BadLines
 from din_model.errors import DataError, DinError
 
 EXAMPLES = settings(

@@ -19,11 +19,11 @@ import pytest
 from _raw_files import meta_2014, review, write_lines
 
 from din_model.data.adapters import ingest
-from din_model.data.bad_lines import BadLinePolicy
-from din_model.data.feature_map import FIRST_KNOWN_ID
-from din_model.data.prepare import build_samples, prepare_dataset
 from din_model.data.readers import read_json_lines
+from din_model.data.readers.bad_lines import BadLinePolicy
+from din_model.data.specs.feature_map import FIRST_KNOWN_ID
 from din_model.errors import DataError, ValidationFailed
+from din_model.pipeline.prepare import build_samples, prepare_dataset
 from din_model.validation.suites import expectations_dir
 
 DAY = 1_400_000_000  # 2014-05-13, a plausible review time
@@ -433,7 +433,7 @@ _MANY_BAD_FILES = r"""
 import sys
 from pathlib import Path
 import polars as pl
-from din_model.data.bad_lines import BadLinePolicy
+from din_model.data.readers.bad_lines import BadLinePolicy
 from din_model.data.readers import read_json_lines
 from din_model.errors import DataError
 folder = Path(sys.argv[1])

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from _raw_files import write_lines
 
-from din_model.data.bad_lines import BadLinePolicy
 from din_model.data.readers import (
     parse_dict_literal_lines,
     parse_integers,
@@ -17,6 +16,7 @@ from din_model.data.readers import (
     read_json_lines,
     read_text_lines,
 )
+from din_model.data.readers.bad_lines import BadLinePolicy
 from din_model.errors import ConfigError, DataError
 
 FIELDS = {"id": pl.String(), "ts": pl.String()}

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from din_model.cli._main import run as run_cli
-from din_model.data.synth import (
+from din_model.data.sources.synth import (
     ELECTRONICS,
     SYNTHETIC_MARKER,
     generate_amazon,
@@ -159,7 +159,7 @@ def test_meta_lines_are_python_literals_not_json(
 
 def test_marker_describes_generator_counts_and_files(synth_dir: Path) -> None:
     marker = json.loads((synth_dir / SYNTHETIC_MARKER).read_text())
-    assert marker["generator"] == "din_model.data.synth.amazon"
+    assert marker["generator"] == "din_model.data.sources.synth.amazon"
     assert marker["version"]
     assert marker["seed"] == 7
     assert marker["scale"] == SCALE
@@ -217,7 +217,7 @@ def test_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_no_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from din_model.data.synth import writers
+    from din_model.data.sources.synth import writers
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -271,7 +271,7 @@ def test_cli_writes_the_directory(
 
 def test_the_amazon_adapter_reads_it_as_synthetic(synth_dir: Path, meta_lines: list[str]) -> None:
     from din_model.data.adapters import ingest
-    from din_model.data.schema import UNKNOWN_CATEGORY
+    from din_model.data.canonical.schema import UNKNOWN_CATEGORY
 
     sizes = sizes_for_scale(SCALE)
     data = ingest("amazon", synth_dir)

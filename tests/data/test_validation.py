@@ -8,13 +8,14 @@ import polars as pl
 import pytest
 from _protocol_frames import canonical
 
-from din_model.data.coded import code_canonical
-from din_model.data.feature_map import FeatureMap, TableSpec
-from din_model.data.prepare import build_samples, validate_canonical, validate_samples
+from din_model.data.encoding.coded import code_canonical
 from din_model.data.protocols import run_protocol
-from din_model.data.samples import assemble
-from din_model.data.spec import FAMILIES, load_spec, spec_for_layout
+from din_model.data.samples.build import assemble
+from din_model.data.specs.feature_map import FeatureMap, TableSpec
+from din_model.data.specs.spec import load_spec, spec_for_layout
 from din_model.errors import ConfigError, ValidationFailed
+from din_model.pipeline.prepare import build_samples, validate_canonical, validate_samples
+from din_model.registry import spec_families
 from din_model.validation.runner import run_suite
 from din_model.validation.samples import sample_parameters
 from din_model.validation.suites import (
@@ -70,7 +71,7 @@ def test_templates_expand_per_feature_and_every_parameter_is_bound(prepared):
     assert parameters["max_id__item_id"] == prepared.feature_map.tables["item_id"].vocab_size - 1
     assert parameters["positive_rate_min"] == parameters["positive_rate_max"] == 0.5
     # one suite serves every family: each feature gets its vocabulary-range check
-    for family in FAMILIES:
+    for family in spec_families():
         spec = load_spec(family)
         feature_map = FeatureMap(
             dataset=family,

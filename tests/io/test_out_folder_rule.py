@@ -16,7 +16,7 @@ import pytest
 from _io_helpers import FAST_TRAIN, din, one_error
 
 from din_model.errors import DinError
-from din_model.training import fit, train_and_evaluate
+from din_model.pipeline import fit, fit_and_score
 
 MARKER = ".din-output"
 FAST_CONFIG = {
@@ -187,9 +187,9 @@ def test_train_an_unfinished_output_resumes_without_force(prepared_tiny, tmp_pat
     with contextlib.suppress(Interrupted):
         fit(prepared_tiny, out, "base", None, FAST_CONFIG, on_epoch_end=stop_after_first_epoch)
     assert (out / MARKER).is_file() and (out / "checkpoints" / "last.pt").is_file()
-    resumed = train_and_evaluate(prepared_tiny, out, "base", None, FAST_CONFIG)
+    resumed = fit_and_score(prepared_tiny, out, "base", None, FAST_CONFIG)
     assert resumed.fit.resumed_from_epoch == 1 and len(resumed.fit.history) == 2
     with pytest.raises(DinError, match="--force"):
-        train_and_evaluate(prepared_tiny, out, "base", None, FAST_CONFIG)
-    again = train_and_evaluate(prepared_tiny, out, "base", None, FAST_CONFIG, force=True)
+        fit_and_score(prepared_tiny, out, "base", None, FAST_CONFIG)
+    again = fit_and_score(prepared_tiny, out, "base", None, FAST_CONFIG, force=True)
     assert again.fit.resumed_from_epoch is None

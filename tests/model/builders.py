@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from din_model.data.feature_map import FeatureMap, FeatureSpec, TableSpec
+from din_model.data.specs.feature_map import FeatureMap, FeatureSpec, TableSpec
 
 ITEMS = 60
 CATES = 9

@@ -11,14 +11,12 @@ import torch
 import yaml
 
 from din_model.errors import ConfigError
-from din_model.models import (
-    MODEL_NAMES,
-    build_model,
-    default_model_config,
-    model_config_path,
-)
+from din_model.models import build_model
+from din_model.registry import model_defaults, model_entry, model_names
 
 from .builders import pad_more, random_batch, small_config, toy_feature_map
+
+MODEL_NAMES = model_names()
 
 
 def _build(name: str, seed: int = 0, **overrides):
@@ -158,8 +156,10 @@ def test_unknown_keys_fail_and_other_models_keys_are_ignored():
     fm = toy_feature_map()
     with pytest.raises(ConfigError, match="mlp_hiden"):
         build_model("din", fm, {"mlp_hiden": [10]})
-    model = build_model("din", fm, {**small_config("din"), "pooling_mode": "mean", "name": "din"})
+    model = build_model("din", fm, {**small_config("din"), "pooling_mode": "mean"})
     assert "pooling_mode" not in model.model_config
+    with pytest.raises(ConfigError, match="model.name"):  # the same rule as resolve_config
+        build_model("din", fm, {"name": "din"})
 
 
 def test_pairwise_models_need_one_embedding_width():
@@ -172,18 +172,18 @@ def test_pairwise_models_need_one_embedding_width():
 
 
 def test_din_and_din_dice_defaults():
-    din, din_dice = default_model_config("din"), default_model_config("din_dice")
+    din, din_dice = model_defaults("din"), model_defaults("din_dice")
     assert (din["activation"], din["attention_activation"]) == ("prelu", "prelu")
     assert (din_dice["activation"], din_dice["attention_activation"]) == ("dice", "dice")
     for cfg in (din, din_dice):
         assert cfg["mlp_hidden"] == [200, 80] and cfg["attention_hidden"] == [80, 40]
         assert cfg["attention_input"] == "diff_prod" and cfg["attention_softmax"] is False
-    assert default_model_config("base")["pooling_mode"] == "sum"
+    assert model_defaults("base")["pooling_mode"] == "sum"
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_default_yaml_documents_every_key_and_builds(name):
-    path = model_config_path(name)
+    path = model_entry(name).path
     lines = path.read_text().splitlines()
     keys = yaml.safe_load(path.read_text())["model"]
     for key in keys:
@@ -198,8 +198,7 @@ def test_default_yaml_documents_every_key_and_builds(name):
 def test_cli_name_lists_match_the_registries() -> None:
     """The torch-free name lists used by the CLI must list exactly what the registries build."""
     from din_model import names
-    from din_model.models import _MODEL_CLASSES
     from din_model.regularizers import REGULARIZERS
 
-    assert set(names.MODEL_NAMES) == set(_MODEL_CLASSES)
-    assert set(names.REGULARIZER_NAMES) == set(REGULARIZERS)
+    assert model_names() == names.MODEL_NAMES
+    assert tuple(names.REGULARIZER_NAMES) == tuple(REGULARIZERS)

@@ -101,7 +101,7 @@ def test_bad_data_fails_the_flow_at_validation(
     by_name = {run.name.rsplit("-", 1)[0]: run for run in task_runs}
     assert by_name["validate-canonical"].state.is_completed()
     assert by_name["validate-samples"].state.is_failed()
-    assert "train" not in by_name
+    assert "fit-and-score" not in by_name
 
     (run,) = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("din-movielens").experiment_id]

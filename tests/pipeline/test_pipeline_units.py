@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.pyfunc_model import InputError, padded_sequence, sparse_ids
+from din_model.serving.encoded_scorer import InputError, padded_sequence, sparse_ids
 
 
 def test_histories_keep_the_most_recent_events_and_pad_right() -> None:
@@ -122,7 +122,7 @@ def test_sqlite_store_paths() -> None:
 
 
 def test_attention_plot_draws_one_panel_per_example(tmp_path: Path) -> None:
-    from din_model.training.attention_report import AttentionExample
+    from din_model.pipeline.attention_examples import AttentionExample
     from tasks.plots import attention_plot
 
     examples = [

@@ -160,7 +160,7 @@ def test_registered_model_scores_histories_of_any_length(first_run: dict[str, An
     prepared = Path(first_run["prepared_dir"])
     test = pl.read_parquet(prepared / "test.parquet").head(200).to_pandas()
     scores = model.predict(test)
-    expected = pl.read_parquet(Path(first_run["run_dir"]) / "test_predictions.parquet").head(200)
+    expected = pl.read_parquet(Path(first_run["run_dir"]) / "predictions.parquet").head(200)
     np.testing.assert_allclose(scores, expected["score"].to_numpy(), rtol=1e-5, atol=1e-7)
 
     # histories of different lengths, longer than max_len, empty, and as plain lists
@@ -190,7 +190,7 @@ def test_worse_run_is_not_promoted(first_run: dict[str, Any], worse_run: dict[st
     assert str(champion.version) == "1"
     assert champion.run_id == first_run["run_id"]
     assert worse_run["registry"]["version"] == "2"
-    assert worse_run["valid"]["valid_gauc"] < first_run["valid"]["valid_gauc"]
+    assert worse_run["valid"]["gauc"] < first_run["valid"]["gauc"]
 
 
 def test_second_run_on_unchanged_data_skips_ingestion(

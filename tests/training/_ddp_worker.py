@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from din_model.training import fit, train_and_evaluate
-from din_model.training.distributed import is_main_process, process_group, world_size
+from din_model.distributed.group import is_main_process, process_group, world_size
+from din_model.pipeline import fit, fit_and_score
 
 
 class Interrupted(Exception):
@@ -32,10 +32,10 @@ def main() -> None:
     data, out, config = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
     with process_group("cpu") as group:
         assert group is not None and world_size() == 2
-        reference = train_and_evaluate(data, out / "reference", "din", "mba", config)
+        reference = fit_and_score(data, out / "reference", "din", "mba", config)
         with contextlib.suppress(Interrupted):
             fit(data, out / "resumed", "din", "mba", config, on_epoch_end=stop_after_first_epoch)
-        resumed = train_and_evaluate(data, out / "resumed", "din", "mba", config)
+        resumed = fit_and_score(data, out / "resumed", "din", "mba", config)
         if is_main_process():
             summary = {
                 "reference": reference.metrics,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from din_model.data.feature_map import FeatureMap, FeatureSpec, TableSpec
+from din_model.data.specs.feature_map import FeatureMap, FeatureSpec, TableSpec
 
 N_ITEMS = 60
 N_CATES = 8

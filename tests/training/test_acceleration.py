@@ -15,19 +15,19 @@ import pytest
 import torch
 
 from din_model.config import resolve_config
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.layers.packing import PACKED_ROWS_KEY
+from din_model.models import build_model
 from din_model.regularizers import build_regularizer
+from din_model.tensors.batches import iterate_batches, max_batch_positions
+from din_model.tensors.split import load_prepared_split
 from din_model.training.acceleration import (
     amp_dtype,
     packed_capacity,
     wants_cuda_graphs,
 )
-from din_model.training.batches import iterate_batches, max_batch_positions
-from din_model.training.model_factory import create_model
 from din_model.training.optim import make_optimizer
-from din_model.training.tensors import load_prepared_split
 from din_model.training.trainer import Trainer
 
 
@@ -109,7 +109,7 @@ def _trainer(prepared_dir, fast_config, *overrides: str) -> tuple[Trainer, objec
         "din_dice", feature_map.dataset, layers=[fast_config], overrides=list(overrides)
     )
     torch.manual_seed(0)
-    model = create_model("din_dice", feature_map, config["model"])
+    model = build_model("din_dice", feature_map, config["model"])
     optimizer = make_optimizer(model, config["train"])
     regularizer = build_regularizer("none", config["regularizer"])
     return Trainer(model, regularizer, optimizer, config["train"], torch.device("cpu")), split

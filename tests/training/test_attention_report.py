@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from din_model.errors import ConfigError
-from din_model.training import fit, load_trained_model
-from din_model.training.attention_report import attention_examples, pick_rows
-from din_model.training.batches import take
-from din_model.training.tensors import SplitTensors, load_prepared_split
+from din_model.pipeline import fit, load_trained_model
+from din_model.pipeline.attention_examples import attention_examples, pick_rows
+from din_model.tensors.batches import take
+from din_model.tensors.split import SplitTensors, load_prepared_split
 
 
 def test_pick_rows_takes_the_positives_with_the_longest_histories_one_per_user():

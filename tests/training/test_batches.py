@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from din_model.data.feature_map import FeatureMap
-from din_model.training.batches import epoch_permutation, iterate_batches
-from din_model.training.tensors import load_split
+from din_model.data.specs.feature_map import FeatureMap
+from din_model.tensors.batches import epoch_permutation, iterate_batches
+from din_model.tensors.split import load_split
 
 
 def _split(prepared_dir: Path):

@@ -63,7 +63,7 @@ def _command(data: Path, out: Path) -> list[str]:
 # `din train ARGS`, whose process SIGKILLs itself when epoch 1 has ended (its last.pt written)
 KILLED_AFTER_FIRST_EPOCH = """
 import os, signal, sys
-import din_model.training.api as api
+import din_model.pipeline.run as api
 
 fit = api.fit
 

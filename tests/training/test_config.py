@@ -8,17 +8,17 @@ import pytest
 import yaml
 
 from din_model.config import config_hash, dump_config, parse_override, resolve_config
-from din_model.config.files import CONFIG_ROOT
 from din_model.errors import ConfigError
+from din_model.registry import dataset_entry
 
 
 def test_layers_apply_in_order(tmp_path: Path) -> None:
     base = resolve_config("din")
     assert base["model"]["attention_hidden"] == [80, 40]  # model default YAML
     assert base["train"]["optimizer"] == "adam"  # train.yaml
-    dataset = yaml.safe_load((CONFIG_ROOT / "datasets" / "amazon.yaml").read_text())
-    with_dataset = resolve_config("din", "amazon")
-    assert with_dataset["train"]["batch_size"] == dataset["train"]["batch_size"]
+    dataset = yaml.safe_load(dataset_entry("amazon").origins["train"].read_text())
+    with_dataset = resolve_config("din", "amazon")  # the `train:` of the dataset's spec
+    assert with_dataset["train"]["batch_size"] == dataset["train"]["batch_size"] == 1024
 
     user = tmp_path / "mine.yaml"
     user.write_text("train:\n  batch_size: 77\n  learning_rate: 1e-3\nmodel:\n  dropout: 0.1\n")

@@ -39,19 +39,19 @@ import pytest
 import torch
 import yaml
 
-from din_model.data.prepare import prepare_dataset
-from din_model.errors import ConfigError
-from din_model.layers.packing import PACKED_ROWS_KEY
-from din_model.training import train_and_evaluate
-from din_model.training.ddp_trainer import combine_epoch_stats, rank_epoch_seed
-from din_model.training.distributed import (
+from din_model.distributed.group import (
     is_distributed,
     is_main_process,
     process_group,
     shard_bounds,
 )
-from din_model.training.sharding import GradientWeights, ShardedBatches, local_epoch
-from din_model.training.tensors import SplitTensors
+from din_model.distributed.sharding import GradientWeights, ShardedBatches, local_epoch
+from din_model.distributed.trainer import combine_epoch_stats, rank_epoch_seed
+from din_model.errors import ConfigError
+from din_model.layers.packing import PACKED_ROWS_KEY
+from din_model.pipeline import fit_and_score
+from din_model.pipeline.prepare import prepare_dataset
+from din_model.tensors.split import SplitTensors
 
 REPO = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
@@ -261,9 +261,9 @@ def movielens_20(movielens_100k: Path, tmp_path_factory: pytest.TempPathFactory)
 def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path) -> None:
     config_file = tmp_path / "small.yaml"
     config_file.write_text(yaml.safe_dump(SMALL_DIN))
-    single = train_and_evaluate(movielens_20, tmp_path / "one", "din", None, SMALL_DIN).metrics
+    single = fit_and_score(movielens_20, tmp_path / "one", "din", None, SMALL_DIN).metrics
     reseeded = {**SMALL_DIN, "train": {**SMALL_DIN["train"], "seed": 7}}
-    other_seed = train_and_evaluate(movielens_20, tmp_path / "seed7", "din", None, reseeded)
+    other_seed = fit_and_score(movielens_20, tmp_path / "seed7", "din", None, reseeded)
 
     out = tmp_path / "two"
     done = _torchrun(
@@ -297,8 +297,10 @@ def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path
     )
     assert sorted(p.name for p in out.iterdir()) == [
         ".din-output",  # marks the folder as din's own output
+        "attention.json",  # the run layout of din_model/pipeline/layout.py, written by rank 0
         "checkpoints",
         "config.yaml",
+        "input_example.parquet",
         "metrics.json",
         "predictions.parquet",
     ]
@@ -330,7 +332,7 @@ def test_sgd_follows_one_process_and_a_ddp_run_resumes(prepared_dir: Path, tmp_p
         },
         "regularizer": {"mba": {"weight": 0.5}},
     }
-    single = train_and_evaluate(prepared_dir, tmp_path / "one", "din", "mba", config).metrics
+    single = fit_and_score(prepared_dir, tmp_path / "one", "din", "mba", config).metrics
     worker = REPO / "tests" / "training" / "_ddp_worker.py"
     _torchrun([str(worker), str(prepared_dir), str(tmp_path), json.dumps(config)], cwd=tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())

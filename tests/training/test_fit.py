@@ -1,4 +1,4 @@
-"""fit / train_and_evaluate / evaluate_checkpoint on a hand-written prepared directory."""
+"""fit / fit_and_score / evaluate_checkpoint on a hand-written prepared directory."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 
-import din_model.training.api as api
+import din_model.pipeline.run as api
 from din_model.errors import ConfigError, DataError
-from din_model.training import (
+from din_model.pipeline import (
     evaluate_checkpoint,
     fit,
+    fit_and_score,
     load_trained_model,
-    train_and_evaluate,
 )
 from din_model.training.checkpoint import load_checkpoint
 from din_model.training.trainer import Trainer, is_improvement
@@ -41,7 +41,7 @@ def test_same_seed_gives_identical_metrics(
     assert _without_timing(other.history) != _without_timing(first.history)
 
 
-def test_train_and_evaluate_writes_every_output(
+def test_fit_and_score_writes_every_output(
     prepared_dir: Path, tmp_path: Path, fast_config: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loaded_splits: list[str] = []
@@ -54,7 +54,7 @@ def test_train_and_evaluate_writes_every_output(
     monkeypatch.setattr(api, "load_prepared_split", spy)
     records: list[dict] = []
     out = tmp_path / "run"
-    result = train_and_evaluate(
+    result = fit_and_score(
         prepared_dir, out, "din", None, fast_config, on_epoch_end=records.append
     )
     assert loaded_splits.count("test") == 1  # test scored once, after model selection

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from din_model.data.prepare import prepare_dataset
-from din_model.training import train_and_evaluate
+from din_model.pipeline import fit_and_score
+from din_model.pipeline.prepare import prepare_dataset
 
 CHANCE_SIGMAS = 3.0
 
@@ -75,7 +75,7 @@ def test_din_learns_movielens_100k(movielens_prepared: Path, tmp_path: Path) -> 
         **SMALL_DIN,
         "train": {**SMALL_DIN["train"], "epochs": 1, "batch_size": 512, "max_len": 50},
     }
-    result = train_and_evaluate(movielens_prepared, tmp_path / "din", "din", None, config)
+    result = fit_and_score(movielens_prepared, tmp_path / "din", "din", None, config)
     test = result.metrics["test"]
     assert test["n"] == pl.read_parquet(movielens_prepared / "test.parquet").height
     assert test["gauc_users"] > 150
@@ -87,7 +87,7 @@ def test_din_learns_movielens_100k(movielens_prepared: Path, tmp_path: Path) -> 
 @pytest.mark.slow
 def test_din_learns_amazon_magazine(magazine_prepared: Path, tmp_path: Path) -> None:
     config = {**SMALL_DIN, "train": {**SMALL_DIN["train"], "epochs": 4, "batch_size": 64}}
-    result = train_and_evaluate(magazine_prepared, tmp_path / "din", "din", "mba", config)
+    result = fit_and_score(magazine_prepared, tmp_path / "din", "din", "mba", config)
     test = result.metrics["test"]
     assert test["n"] == 696 and test["gauc_users"] == 348
     bar = better_than_chance(pl.read_parquet(tmp_path / "din" / "predictions.parquet"))

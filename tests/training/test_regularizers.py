@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import ConfigError
 from din_model.models import build_model
+from din_model.pipeline import fit, load_trained_model
 from din_model.regularizers import build_regularizer
 from din_model.regularizers.base import id_frequencies
-from din_model.training import fit, load_trained_model
-from din_model.training.batches import iterate_batches
-from din_model.training.tensors import load_split
+from din_model.tensors.batches import iterate_batches
+from din_model.tensors.split import load_split
 
 ITEM_FEATURES = ("item_id", "hist_item_id")
 

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 import torch
 
-from din_model.data.feature_map import FeatureMap
+from din_model.data.specs.feature_map import FeatureMap
 from din_model.errors import DataError
-from din_model.training.tensors import load_prepared_split, load_split, pad_sequences
+from din_model.tensors.split import load_prepared_split, load_split, pad_sequences
 
 
 def test_sequences_are_right_padded_copies_of_the_lists(prepared_dir: Path) -> None:

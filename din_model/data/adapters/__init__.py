@@ -2,9 +2,11 @@
 
 Public entry points: :func:`ingest` (read a source into :class:`CanonicalData`)
 and :func:`detect_layout` (which of a dataset's file layouts a source holds).
-One module per dataset family implements ``LAYOUT_FILES`` (layout name -> the
-files it expects, for error messages), ``detect(source)`` and
-``read(source, layout, policy)``.
+One module per dataset implements ``LAYOUT_FILES`` (layout name -> the files it
+expects, for error messages), ``detect(source)`` (the layout found, or None) and
+``read(source, layout, policy)``. Which module serves which dataset is the
+``adapter:`` key of the dataset's feature specs (:mod:`din_model.registry.datasets`),
+so an adapter outside this package (on ``DIN_SPEC_DIRS``) works the same way.
 """
 
 from __future__ import annotations
@@ -12,29 +14,16 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Literal
 
-from din_model.data.bad_lines import BadLinePolicy
-from din_model.data.schema import CanonicalData
-from din_model.errors import ConfigError, DataError
+from din_model.data.canonical.schema import CanonicalData
+from din_model.data.readers.bad_lines import BadLinePolicy
+from din_model.errors import DataError
+from din_model.registry import adapter_module
 
-from . import amazon, movielens, taobao
 from ._sources import read_synthetic_marker, unrecognised_layout
 
 logger = logging.getLogger(__name__)
-
-ADAPTERS: dict[str, ModuleType] = {"amazon": amazon, "movielens": movielens, "taobao": taobao}
-DATASETS: tuple[str, ...] = tuple(ADAPTERS)
-
-
-def _adapter(dataset: str) -> ModuleType:
-    try:
-        return ADAPTERS[dataset]
-    except KeyError:
-        raise ConfigError(
-            f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}"
-        ) from None
 
 
 def detect_layout(dataset: str, source: str | Path) -> str:
@@ -43,7 +32,7 @@ def detect_layout(dataset: str, source: str | Path) -> str:
     Raises DataError naming the directory and the files each layout expects
     when none is found, or the candidates when several could be meant.
     """
-    adapter = _adapter(dataset)
+    adapter = adapter_module(dataset)
     source = Path(source)
     if not source.exists():
         raise DataError(source, f"an existing directory holding the {dataset} files", got="nothing")
@@ -68,7 +57,7 @@ def ingest(
     ``report["rejected_lines"]``; an empty file or an unknown layout always
     fails. Data marked by a ``SYNTHETIC.json`` is flagged ``synthetic``.
     """
-    adapter = _adapter(dataset)
+    adapter = adapter_module(dataset)
     policy = BadLinePolicy(on_bad_lines, rejects_dir)
     source = Path(source)
     layout = detect_layout(dataset, source)
@@ -100,4 +89,4 @@ def ingest(
     return data
 
 
-__all__ = ["DATASETS", "detect_layout", "ingest"]
+__all__ = ["detect_layout", "ingest"]

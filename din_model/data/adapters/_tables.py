@@ -1,7 +1,7 @@
 """Assembly of the canonical tables shared by every adapter.
 
 Adapters differ in how they read their owner's files, not in what they
-produce: the column order and dtypes of :mod:`din_model.data.schema`, items
+produce: the column order and dtypes of :mod:`din_model.data.canonical.schema`, items
 and users listed in order of first appearance (deterministic), the reserved
 ``unknown`` category with its reasons counted, exact duplicate events dropped
 and counted, and the same report keys.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, CanonicalData
+from din_model.data.canonical.schema import INTERACTION_COLUMNS, UNKNOWN_CATEGORY, CanonicalData
 from din_model.errors import DataError
 
 logger = logging.getLogger(__name__)

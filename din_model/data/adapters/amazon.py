@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLinePolicy, BadLines
+from din_model.data.canonical.schema import CanonicalData
 from din_model.data.readers import (
     parse_floats,
     parse_integers,
@@ -34,7 +34,7 @@ from din_model.data.readers import (
     require_plausible_timestamps,
     require_values,
 )
-from din_model.data.schema import CanonicalData
+from din_model.data.readers.bad_lines import BadLinePolicy, BadLines
 
 from ._sources import ambiguous_files, require_not_dangling, visible_files
 from ._tables import (

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLines
 from din_model.data.readers import (
     parse_dict_literal_lines,
     parse_json_lines,
@@ -27,6 +26,7 @@ from din_model.data.readers import (
     require_lines,
     require_values,
 )
+from din_model.data.readers.bad_lines import BadLines
 from din_model.data.readers.patterns import plain_string_value
 
 from ._tables import keep_first

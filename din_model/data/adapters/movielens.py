@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLinePolicy, BadLines
+from din_model.data.canonical.schema import CanonicalData
 from din_model.data.readers import (
     integer_ids_as_text,
     parse_floats,
@@ -26,7 +26,7 @@ from din_model.data.readers import (
     require_plausible_timestamps,
     require_values,
 )
-from din_model.data.schema import CanonicalData
+from din_model.data.readers.bad_lines import BadLinePolicy, BadLines
 from din_model.errors import DataError
 
 from ._sources import (

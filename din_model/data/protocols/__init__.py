@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from din_model.data.coded import CodedData
+from din_model.data.encoding.coded import CodedData
 from din_model.data.protocols import day_split, sequential, user_split
 from din_model.data.protocols.base import ProtocolResult
-from din_model.data.spec import spec_for_layout
+from din_model.data.specs.spec import spec_for_layout
 from din_model.errors import ConfigError
 
 Protocol = Callable[..., ProtocolResult]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from din_model.data.feature_map import SPLITS
+from din_model.data.specs.feature_map import SPLITS
 
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_CODES = dict(zip(SPLITS, (TRAIN, VALID, TEST), strict=True))

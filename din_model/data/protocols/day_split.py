@@ -17,8 +17,8 @@ import logging
 
 import numpy as np
 
-from din_model.data.coded import CodedData
-from din_model.data.context import SECONDS_PER_DAY, SECONDS_PER_HOUR
+from din_model.data.canonical.context import SECONDS_PER_DAY, SECONDS_PER_HOUR
+from din_model.data.encoding.coded import CodedData
 from din_model.data.protocols.base import (
     TEST,
     TRAIN,

@@ -13,7 +13,7 @@ import logging
 
 import numpy as np
 
-from din_model.data.coded import CodedData
+from din_model.data.encoding.coded import CodedData
 from din_model.data.protocols.base import (
     SPLIT_CODES,
     TEST,

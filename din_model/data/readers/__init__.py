@@ -3,7 +3,7 @@
 Every reader keeps the physical line number of each record so that a problem
 can be located as ``file:line`` (1-based in messages) and so that later stages
 have a stable tie-breaker for equal timestamps. Bad lines are handed to a
-:class:`~din_model.data.bad_lines.BadLines` record, which raises or rejects
+:class:`~din_model.data.readers.bad_lines.BadLines` record, which raises or rejects
 them according to the user's ``on_bad_lines`` choice.
 """
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLines
+from din_model.data.readers.bad_lines import BadLines
 from din_model.data.readers.guard import polars_failures_located
 
 _INT64_LIMIT = 9.2e18

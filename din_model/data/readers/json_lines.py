@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLines, problems_frame
+from din_model.data.readers.bad_lines import BadLines, problems_frame
 from din_model.data.readers.guard import polars_failures_located
 from din_model.data.readers.lines import read_text_lines, require_lines
 from din_model.errors import DataError

@@ -26,8 +26,8 @@ from typing import Any
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLines, problems_frame
 from din_model.data.readers import patterns
+from din_model.data.readers.bad_lines import BadLines, problems_frame
 from din_model.data.readers.guard import polars_failures_located
 
 DICT_LITERAL_PER_LINE = "one Python dict literal per line"

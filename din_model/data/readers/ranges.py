@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import polars as pl
 
-from din_model.data.bad_lines import BadLines
+from din_model.data.canonical.schema import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    TIMESTAMP_WINDOW_TEXT,
+)
+from din_model.data.readers.bad_lines import BadLines
 from din_model.data.readers.guard import polars_failures_located
-from din_model.data.schema import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TIMESTAMP_WINDOW_TEXT
 
 TIMESTAMP_EXPECTED = f"a unix timestamp in seconds {TIMESTAMP_WINDOW_TEXT}"
 
@@ -37,7 +41,7 @@ def require_between(
 
 
 def require_plausible_timestamps(frame: pl.DataFrame, column: str, bad: BadLines) -> pl.DataFrame:
-    """Reject unix-second timestamps outside the window of :mod:`din_model.data.schema`."""
+    """Reject unix-second timestamps outside the window of the canonical schema."""
     return require_between(
         frame,
         column,

@@ -1,0 +1,1 @@
+"""Stage 2, canonical: the tables every adapter produces, their storage and derived context."""

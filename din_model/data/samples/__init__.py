@@ -1,0 +1,1 @@
+"""Stage 5, samples: protocol output -> the prepared splits written by ``din prepare``."""

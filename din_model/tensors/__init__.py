@@ -1,0 +1,1 @@
+"""Stage 6, tensors: a prepared split as pre-padded integer tensors, and its mini-batches."""
