@@ -14,6 +14,8 @@ importing validation, fails here with the file and line.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +132,18 @@ def test_tasks_never_import_flows() -> None:
         if module.split(".")[0] == "flows"
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_building_the_din_parser_loads_no_torch_prefect_or_mlflow() -> None:
+    """``din --help`` and every command's choices (read from the registries) start fast."""
+    probe = (
+        "import sys\n"
+        "from din_model.cli._main import build_parser\n"
+        "from flows.cli import COMMAND_PACKAGES\n"
+        "build_parser(COMMAND_PACKAGES)\n"
+        "print(sorted(m for m in ('torch', 'prefect', 'mlflow') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -24,8 +24,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from din_model.training.checkpoint import checkpoint_paths
-
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
@@ -62,11 +60,17 @@ class RunLayout:
 
     @property
     def best_checkpoint(self) -> Path:
-        return checkpoint_paths(self.out_dir)[1]
+        return self._checkpoints()[1]
 
     @property
     def last_checkpoint(self) -> Path:
-        return checkpoint_paths(self.out_dir)[0]
+        return self._checkpoints()[0]
+
+    def _checkpoints(self) -> tuple[Path, Path]:
+        # imported here: `din prepare` reads this module's PREPARE_REPORT without torch
+        from din_model.training.checkpoint import checkpoint_paths
+
+        return checkpoint_paths(self.out_dir)
 
     def read_metrics(self) -> dict:
         return json.loads(self.metrics.read_text())
