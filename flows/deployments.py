@@ -1,5 +1,8 @@
 """Deployments of ``din-train``: one per dataset, each with a retraining schedule.
 
+Next to them, ``din-score/<dataset>`` (:mod:`flows.score_flow`, no schedule) scores a
+file of raw impressions with the dataset's champion on demand.
+
 ``din-train/<dataset>``, one for every registered dataset (amazon, movielens,
 taobao, ...), are served by one long-running process (``din serve``), which
 executes their runs, whether triggered by the cron schedule or by
@@ -53,7 +56,7 @@ def build_deployments(
     parameters: Mapping[str, Mapping[str, Any]] | None = None,
     paused: bool = False,
 ) -> list:
-    """RunnerDeployments of the din-train flow, ready for ``prefect.serve``.
+    """RunnerDeployments of the din-train flow, then din-score's, ready for ``prefect.serve``.
 
     ``datasets`` defaults to every registered dataset.
     """
@@ -63,6 +66,7 @@ def build_deployments(
     from flows.train_flow import din_train
 
     schedule = Cron(retrain_cron(cron), timezone=os.environ.get(TIMEZONE_ENV, "UTC"))
+    datasets = None if datasets is None else list(datasets)  # iterated twice
     deployments = []
     for dataset in dataset_names() if datasets is None else datasets:
         params = deployment_parameters(dataset)
@@ -80,7 +84,31 @@ def build_deployments(
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
         )
-    return deployments
+    return deployments + build_score_deployments(datasets)
+
+
+def build_score_deployments(datasets: Iterable[str] | None = None) -> list:
+    """``din-score/<dataset>``: batch scoring with the champion, run on demand (no schedule).
+
+    ``input`` and ``out`` have no default: ``prefect deployment run din-score/amazon
+    -p input=... -p out=...`` names them (under the roots, see :mod:`tasks.allowed_paths`).
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.score_flow import din_score
+    from tasks.model_source import default_model_uri
+
+    return [
+        din_score.to_deployment(
+            name=dataset,
+            parameters={"dataset": dataset, "model": default_model_uri(dataset)},
+            description=f"Score a file of raw {dataset} impressions with the champion model "
+            "(-p input=FILE -p out=FILE; -p interactions=DIR builds the histories).",
+            tags=["din", dataset, "score"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        for dataset in (dataset_names() if datasets is None else datasets)
+    ]
 
 
 def serve_deployments(

@@ -22,8 +22,8 @@ MLflow and helpers:
 - :mod:`tasks.store`: where the MLflow store lives; one experiment per dataset.
 - :mod:`tasks.tracking`: params, tags, metrics and artifacts by explicit run id.
 - :mod:`tasks.model_logging`, :mod:`tasks.pyfunc_definition` (around
-  :mod:`din_model.serving.encoded_scorer`):
-  the registered pyfunc model that scores pandas frames.
+  :mod:`din_model.serving.raw_scorer`): the registered pyfunc model, which takes
+  raw requests.
 - :mod:`tasks.registry`: ``din-<dataset>`` and the ``champion`` rule.
 - :mod:`tasks.reproduce`: what ``din rerun`` reads and checks.
 - :mod:`tasks.plots`, :mod:`tasks.comparison`: figures and the ablation table.

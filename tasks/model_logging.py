@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from din_model.data.samples.raw_inputs import EXAMPLE_FILE
+from din_model.serving.raw_scorer import CHECKPOINT_ARTIFACT, SERVING_ARTIFACT
 from tasks.store import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
@@ -40,36 +42,62 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def input_example(frame: pd.DataFrame, feature_names: list[str], rows: int = 5) -> pd.DataFrame:
-    """A few rows with int64 ids and int64 lists: the signature then accepts any integer width."""
-    import numpy as np
+def input_example(serving_dir: Path) -> pd.DataFrame:
+    """A few raw test rows (``serving/example.parquet``): the schema a client sends."""
+    import polars as pl
 
-    example = frame[feature_names].head(rows).copy()
-    for name in feature_names:
-        column = example[name]
-        if column.dtype == object:
-            example[name] = [np.asarray(v, dtype=np.int64) for v in column]
-        else:
-            example[name] = column.astype("int64")
-    return example.reset_index(drop=True)
+    return pl.read_parquet(Path(serving_dir) / EXAMPLE_FILE, glob=False).to_pandas()
+
+
+def raw_signature(example: pd.DataFrame, serving_dir: Path) -> Any:
+    """The raw request schema: the example's columns, plus the optional item attributes.
+
+    A column a request may leave out (the category, looked up by item id) is in the
+    signature as optional, so MLflow accepts requests with or without it.
+    """
+    import numpy as np
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    from din_model.data.samples.raw_inputs import read_raw_inputs
+
+    signature = infer_signature(example, np.zeros(len(example)))
+    columns = list(signature.inputs.inputs)
+    present = {c.name for c in columns}
+    for raw in read_raw_inputs(serving_dir):
+        if raw.from_items and raw.column not in present:
+            kind = Array(DataType.string) if raw.kind == "sequence" else DataType.string
+            columns.append(ColSpec(kind, raw.column, required=False))
+            present.add(raw.column)
+    signature.inputs = Schema(columns)
+    return signature
 
 
 def log_pyfunc_model(
     run_id: str,
     checkpoint: str | Path,
-    example: pd.DataFrame,
+    serving_dir: str | Path,
     registered_name: str | None,
     extra_artifacts: dict[str, str] | None = None,
 ) -> Any:
-    """Log the checkpoint as ``model`` of ``run_id`` (registered as ``registered_name``)."""
-    from din_model.serving.encoded_scorer import CHECKPOINT_ARTIFACT
+    """Log the checkpoint as ``model`` of ``run_id`` (registered as ``registered_name``).
 
-    artifacts = {CHECKPOINT_ARTIFACT: str(checkpoint), **(extra_artifacts or {})}
+    The model carries its run's ``serving/`` folder (request schema, vocabularies,
+    item table), so it takes raw requests and does its own encoding.
+    """
+    serving_dir = Path(serving_dir)
+    artifacts = {
+        CHECKPOINT_ARTIFACT: str(checkpoint),
+        SERVING_ARTIFACT: str(serving_dir),
+        **(extra_artifacts or {}),
+    }
+    example = input_example(serving_dir)
+    signature = raw_signature(example, serving_dir)
     with warnings.catch_warnings():
-        # ids are never missing (the wrapper maps them to OOV), so MLflow's hint about
-        # integer columns with missing values does not apply
+        # a missing raw id is a valid request (it encodes to OOV, as in training), so
+        # MLflow's hint about integer columns with missing values does not apply
         warnings.filterwarnings("ignore", message=".*integer column.*", category=UserWarning)
-        info = _log(run_id, artifacts, example, registered_name)
+        info = _log(run_id, artifacts, example, signature, registered_name)
     logger.info(
         "logged model %s%s",
         info.model_uri,
@@ -78,7 +106,9 @@ def log_pyfunc_model(
     return info
 
 
-def _log(run_id: str, artifacts: dict[str, str], example: pd.DataFrame, name: str | None) -> Any:
+def _log(
+    run_id: str, artifacts: dict[str, str], example: pd.DataFrame, signature: Any, name: str | None
+) -> Any:
     import mlflow
     from mlflow.models import Model
 
@@ -98,6 +128,8 @@ def _log(run_id: str, artifacts: dict[str, str], example: pd.DataFrame, name: st
         code_paths=[str(PROJECT_ROOT / "din_model")],
         pip_requirements=pip_requirements(),
         input_example=example,
+        signature=signature,
+        model_config={"runtime": "torch", "num_threads": None},  # overridable at load
         registered_model_name=name,
         model_id=logged.model_id,
     )

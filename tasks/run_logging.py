@@ -162,17 +162,12 @@ def register_model(
     run_id: str, dataset: str, layout: RunLayout, register: bool = True
 ) -> dict[str, Any]:
     """Log the pyfunc model; register it as ``din-<dataset>`` and apply the champion rule."""
-    import polars as pl
-
-    from tasks.model_logging import input_example, log_pyfunc_model
+    from tasks.model_logging import log_pyfunc_model
     from tasks.registry import promote_if_better, registered_model_name
 
     logger = get_run_logger()
-    example = pl.read_parquet(layout.input_example, glob=False).to_pandas()
     name = registered_model_name(dataset) if register else None
-    info = log_pyfunc_model(
-        run_id, layout.best_checkpoint, input_example(example, list(example.columns)), name
-    )
+    info = log_pyfunc_model(run_id, layout.best_checkpoint, layout.serving, name)
     outcome: dict[str, Any] = {"model_uri": info.model_uri, "registered_model": name}
     if name is None:
         return outcome

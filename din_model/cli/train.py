@@ -1,7 +1,7 @@
 """``din train``: train one model on a prepared directory and score its test split once.
 
 Writes the run layout of din_model/pipeline/layout.py into ``--out``: metrics.json,
-predictions.parquet, attention.json (DIN models), input_example.parquet,
+predictions.parquet, attention.json (DIN models), serving/ (raw-request tables),
 checkpoints/ (last.pt each epoch, best.pt) and config.yaml (the resolved
 configuration); ``din run`` writes the same files into its run folder. Running the
 same command again after a kill resumes from checkpoints/last.pt; a finished run
@@ -114,6 +114,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _written(layout: RunLayout) -> list[str]:
     """The files of the run's output layout that exist (attention.json for DIN models only)."""
-    paths = [layout.metrics, layout.predictions, layout.attention, layout.input_example]
-    names = [path.name for path in paths if path.exists()]
+    paths = [layout.metrics, layout.predictions, layout.attention, layout.serving]
+    names = [path.name + ("/" if path.is_dir() else "") for path in paths if path.exists()]
     return [*names, layout.config.name, "checkpoints/"]

@@ -198,3 +198,38 @@ def replace_output_dir(
         yield tmp
         write_marker(tmp, command)
         claim_output_dir(out, command=command, force=force, sources=sources)
+
+
+def _same_or_inside(path: Path, source: Path) -> bool:
+    path, source = path.resolve(), source.resolve()
+    return path == source or source in path.parents
+
+
+def claim_output_file(out: Path, *, force: bool, sources: Iterable[Path] = ()) -> None:
+    """May ``out`` be written? OutputRefused (one line) before any work if not.
+
+    The single-file form of :func:`din_model.io.output_dir.claim_output_dir`: a new path
+    is written; an existing regular file is replaced only with ``force``; a folder, a
+    link, a device, or one of the run's ``sources`` (or a path inside one) never.
+    """
+    for source in sources:
+        if _same_or_inside(out, Path(source)):
+            raise OutputRefused(
+                f"output file {out} is or lies inside the input {source}; choose another file"
+            )
+    if os.path.lexists(out):
+        if out.is_symlink() or not out.is_file():
+            raise OutputRefused(
+                f"output file {out} exists and is not a regular file; refusing to replace it"
+            )
+        if not force:
+            raise OutputRefused(
+                f"output file {out} exists; pass --force to replace it, or choose another file"
+            )
+    parent = out.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputRefused(f"output file {out}: {parent} is a file, not a folder")
+    with writing(out):
+        out.parent.mkdir(parents=True, exist_ok=True)

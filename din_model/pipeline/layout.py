@@ -11,7 +11,8 @@ reads one layout:
 ``metrics.json``          validation of the chosen epoch, test metrics, history, identities
 ``predictions.parquet``   user_id, label and score of every test sample
 ``attention.json``        Fig. 5 data: activation weights of chosen test samples (DIN only)
-``input_example.parquet`` a few test rows of model inputs: the registered model's example
+``serving/``              what the served model needs to take raw requests: the request
+                          schema, vocabularies, item table and raw example rows
 ========================  ==============================================================
 
 The prepared folder's report (``prepare_report.json``) is read here too, for the
@@ -28,7 +29,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
 ATTENTION_FILE = "attention.json"
-INPUT_EXAMPLE_FILE = "input_example.parquet"
+SERVING_DIR = "serving"
 PREPARE_REPORT = "prepare_report.json"
 
 
@@ -55,8 +56,9 @@ class RunLayout:
         return self.out_dir / ATTENTION_FILE
 
     @property
-    def input_example(self) -> Path:
-        return self.out_dir / INPUT_EXAMPLE_FILE
+    def serving(self) -> Path:
+        """``serving/``: raw_inputs.json, items.parquet, example.parquet and ``vocab/``."""
+        return self.out_dir / SERVING_DIR
 
     @property
     def best_checkpoint(self) -> Path:

@@ -20,12 +20,24 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from din_model.data.canonical.schema import UNKNOWN_CATEGORY, CanonicalData
-from din_model.data.encoding.coded import code_canonical
+from din_model.data.encoding.coded import CodedData, code_canonical
 from din_model.data.encoding.hashing import DEFAULT_HASH_SEED, check_buckets, resolve_hash_tables
 from din_model.data.encoding.vocabulary import write_vocabularies
 from din_model.data.protocols import run_protocol
-from din_model.data.samples.build import PreparedData, assemble
+from din_model.data.protocols.base import ProtocolResult
+from din_model.data.samples.build import PreparedData, ServingTables, assemble
+from din_model.data.samples.raw_inputs import (
+    EXAMPLE_FILE,
+    ITEMS_FILE,
+    SERVING_DIR,
+    item_table,
+    raw_inputs,
+    write_raw_inputs,
+)
+from din_model.data.samples.raw_view import raw_rows
 from din_model.data.specs.feature_map import FEATURE_MAP_FILE, SPLITS
 from din_model.data.specs.spec import spec_for_layout
 from din_model.errors import ConfigError, DataError
@@ -39,12 +51,14 @@ log = logging.getLogger(__name__)
 VALIDATION_FILE = "validation.json"
 REJECTS_DIR = "rejects"
 ON_BAD_LINES = ("error", "skip")
+EXAMPLE_ROWS = 5  # raw test rows kept as the served model's input example
 
 __all__ = [
     "PreparedData",
     "build_samples",
     "load_prepared_report",
     "prepare_dataset",
+    "raw_samples",
     "validate_canonical",
     "validate_samples",
     "write_prepared",
@@ -109,6 +123,7 @@ def build_samples(
     )
     timings["assemble"] = _timed("assemble splits", started)
     prepared.timings.update(timings)
+    prepared.serving = serving_tables(data, coded, result)
 
     interactions = data.interactions
     adapter = dict(data.report)
@@ -133,6 +148,37 @@ def build_samples(
     }
     prepared.feature_map.extra["fingerprint"] = prepared.report["fingerprint"]
     return prepared
+
+
+def serving_tables(data: CanonicalData, coded: CodedData, result: ProtocolResult) -> ServingTables:
+    """What a served model needs to take raw requests: schema, item table, raw test rows."""
+    inputs = raw_inputs(coded.spec, data)
+    example = raw_rows(coded, result, inputs, "test", EXAMPLE_ROWS).drop("label")
+    return ServingTables(inputs, item_table(data, inputs), example)
+
+
+def raw_samples(
+    data: CanonicalData, *, seed: int, max_len: int | None = None, split: str = "test"
+) -> pl.DataFrame:
+    """The samples of ``split`` as raw requests (plus ``label``), in prepared row order.
+
+    The same protocol run as :func:`build_samples` with the same ``seed`` and
+    ``max_len``, decoded to the canonical tables' raw values instead of encoded: row
+    ``i`` is the raw request of row ``i`` of ``<split>.parquet``. This is how the
+    served model is checked against training (no training/serving skew).
+    """
+    spec = spec_for_layout(data.layout)
+    coded = code_canonical(data, spec)
+    length = spec.max_len if max_len is None else _checked_max_len(max_len)
+    result = run_protocol(coded, seed=seed, max_len=length)
+    return raw_rows(coded, result, raw_inputs(coded.spec, data), split)
+
+
+def write_serving_tables(folder: Path, serving: ServingTables) -> None:
+    folder.mkdir()
+    write_raw_inputs(folder, serving.inputs)
+    serving.items.write_parquet(folder / ITEMS_FILE)
+    serving.example.write_parquet(folder / EXAMPLE_FILE)
 
 
 def validate_samples(prepared: PreparedData) -> dict[str, Any]:
@@ -168,6 +214,8 @@ def write_prepared(
             prepared.splits[name].write_parquet(tmp / f"{name}.parquet")
         prepared.feature_map.save(tmp / FEATURE_MAP_FILE)
         write_vocabularies(tmp, prepared.vocabularies, prepared.user_key)
+        if prepared.serving is not None:
+            write_serving_tables(tmp / SERVING_DIR, prepared.serving)
         write_json_atomic(tmp / VALIDATION_FILE, validation)
         report = dict(prepared.report)
         if prepared.rejects_dir is not None and Path(prepared.rejects_dir).is_dir():

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,15 @@ import torch
 from torch import nn
 
 from din_model.config import config_hash
+from din_model.data.encoding.vocabulary import VOCAB_DIR
 from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.distributed import group as distributed
 from din_model.errors import DataError
-from din_model.io.atomic import atomic_output_file, write_json_atomic
+from din_model.io.atomic import atomic_output_dir, atomic_output_file, write_json_atomic
 from din_model.io.failures import writing
 from din_model.io.output_dir import Claim
 from din_model.pipeline.attention_examples import examples_from_model, write_attention_examples
-from din_model.pipeline.input_example import input_example
-from din_model.pipeline.layout import RunLayout, source_fingerprint
+from din_model.pipeline.layout import SERVING_DIR, RunLayout, source_fingerprint
 from din_model.pipeline.session import EpochCallback, FitResult, TrainingRun, claim_train_output
 from din_model.serving.loading import load_trained_model, model_from_payload
 from din_model.tensors.split import SplitTensors, load_prepared_split
@@ -198,8 +199,9 @@ def fit_and_score(
     (validation of the chosen epoch and test AUC, GAUC, LogLoss, GAUC users,
     best epoch, history), ``predictions.parquet`` (user_id, label, score of
     every test sample), ``attention.json`` (models with an activation unit)
-    and ``input_example.parquet``. Under torchrun (a process group) only rank 0
-    writes; every rank returns the same metrics. ``resume`` and ``force``: see :func:`fit`.
+    and ``serving/`` (what the model needs to take raw requests). Under torchrun
+    (a process group) only rank 0 writes; every rank returns the same metrics.
+    ``resume`` and ``force``: see :func:`fit`.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not (data_dir / "test.parquet").is_file():
@@ -222,6 +224,7 @@ def fit_and_score(
     test = scored.result
     if distributed.is_main_process():
         _write_scoring_outputs(layout, scored)
+        _copy_serving_tables(data_dir, layout)
     speeds = [r["samples_per_s"] for r in result.history]
     metrics = {
         "dataset": result.dataset,
@@ -260,13 +263,25 @@ def fit_and_score(
 
 
 def _write_scoring_outputs(layout: RunLayout, scored: ScoredSplit) -> None:
-    """Predictions, attention examples (models with an activation unit), an input example."""
+    """Predictions and the attention examples (models with an activation unit)."""
     with writing(layout.predictions), atomic_output_file(layout.predictions) as tmp:
         scored.result.predictions.write_parquet(tmp)
     examples = examples_from_model(scored.model, scored.tensors, scored.feature_map, scored.device)
     if examples is not None:
         with writing(layout.attention):
             write_attention_examples(layout.attention, examples)
-    frame = input_example(scored.tensors, scored.feature_map)
-    with writing(layout.input_example), atomic_output_file(layout.input_example) as tmp:
-        frame.write_parquet(tmp)
+
+def _copy_serving_tables(data_dir: Path, layout: RunLayout) -> None:
+    """The prepared folder's serving tables and vocabularies, so the run serves on its own.
+
+    A prepared folder written before raw serving existed has none: the run is
+    complete without them, only its model cannot take raw requests.
+    """
+    source = data_dir / SERVING_DIR
+    if not source.is_dir():
+        logger.warning("%s has no %s/: rerun `din prepare` to serve raw requests", data_dir,
+                       SERVING_DIR)  # fmt: skip
+        return
+    with writing(layout.serving), atomic_output_dir(layout.serving) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        shutil.copytree(data_dir / VOCAB_DIR, tmp / VOCAB_DIR)

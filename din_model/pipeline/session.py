@@ -40,9 +40,9 @@ from din_model.models import build_model
 from din_model.pipeline.layout import (
     ATTENTION_FILE,
     CONFIG_FILE,
-    INPUT_EXAMPLE_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
+    SERVING_DIR,
 )
 from din_model.regularizers import build_regularizer
 from din_model.tensors.split import load_prepared_split
@@ -166,9 +166,10 @@ class TrainingRun:
         """
         if distributed.is_main_process():
             with writing(self.out_dir):
-                for name in (METRICS_FILE, PREDICTIONS_FILE, ATTENTION_FILE, INPUT_EXAMPLE_FILE):
+                for name in (METRICS_FILE, PREDICTIONS_FILE, ATTENTION_FILE):
                     (self.out_dir / name).unlink(missing_ok=True)
                 shutil.rmtree(self.last_path.parent, ignore_errors=True)
+                shutil.rmtree(self.out_dir / SERVING_DIR, ignore_errors=True)
                 if everything:
                     for entry in self.out_dir.iterdir():
                         if entry.name == MARKER:

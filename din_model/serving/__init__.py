@@ -1,11 +1,10 @@
-"""Scoring a trained model outside training: loading a checkpoint and scoring frames.
+"""Scoring a trained model outside training: raw requests, exports, runtimes.
 
-The registered MLflow model ships this package (``din_model`` only) and wraps
-:class:`~din_model.serving.encoded_scorer.EncodedScorer`; nothing here imports
-MLflow or Prefect.
+* :mod:`raw_scorer`: the registered model's core (raw requests -> probabilities);
+* :mod:`raw_encoder`: raw owner-form values -> ids, with training's lookups;
+* :mod:`network_runtime`: the network in eager PyTorch, ONNX Runtime or TorchScript;
+* :mod:`export`: ONNX and TorchScript exports of a checkpoint.
+
+The MLflow wrapper (``tasks/pyfunc_definition.py``) ships this package; nothing
+here imports MLflow or Prefect.
 """
-
-from din_model.serving.encoded_scorer import EncodedScorer, InputError
-from din_model.serving.loading import load_trained_model
-
-__all__ = ["EncodedScorer", "InputError", "load_trained_model"]

@@ -1,5 +1,7 @@
 """``din serve``: a Prefect server plus the din-train deployments and their schedules.
 
+It serves ``din-score/<dataset>`` too (batch scoring with the champion, on demand).
+
 With ``PREFECT_API_URL`` set, that server is used, and if it does not answer
 the command says how to start one instead of failing later with "deployment
 not found" or runs that stay Scheduled. Without it, a server already running
@@ -24,10 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     datasets = dataset_names()
     parser = subparsers.add_parser(
         "serve",
-        help="serve the din-train deployments (starts a local Prefect server if needed)",
+        help="serve the din-train and din-score deployments (starts a local Prefect server "
+        "if needed)",
         description=f"Serve {', '.join(f'din-train/{d}' for d in datasets)} with a "
         "retraining schedule, so that `prefect deployment run din-train/<dataset> "
-        "-p source=...` and the cron schedule execute here. Uses PREFECT_API_URL when set, "
+        "-p source=...` and the cron schedule execute here, and din-score/<dataset> "
+        "(`-p input=FILE -p out=FILE`). Uses PREFECT_API_URL when set, "
         "else starts `prefect server start --host 127.0.0.1`.",
     )
     parser.add_argument(
@@ -92,10 +96,13 @@ def handle(args: argparse.Namespace) -> int:
             from flows.deployments import retrain_cron, serve_deployments
 
             names = ", ".join(f"din-train/{d}" for d in args.datasets)
+            scoring = ", ".join(f"din-score/{d}" for d in args.datasets)
             print(f"Serving {names} on {url} (schedule '{retrain_cron(args.cron)}').")
+            print(f"Serving {scoring} (on demand).")
             print(roots)
             print(f"Trigger a run from another shell:\n    export PREFECT_API_URL={url}")
             print("    prefect deployment run din-train/amazon -p source=auto")
+            print("    prefect deployment run din-score/amazon -p input=FILE -p out=FILE")
             print("Ctrl-C stops serving (schedules are paused until served again).")
             serve_deployments(args.datasets, cron=args.cron)
     except ServerUnavailable as exc:

@@ -56,6 +56,7 @@ def test_prepare_prints_a_summary(amazon_magazine, tmp_path, capsys):
         ".din-output",  # marks the folder as din's own output
         "feature_map.json",
         "prepare_report.json",
+        "serving",  # raw request schema, item table and raw example rows for the served model
         "test.parquet",
         "train.parquet",
         "valid.parquet",

@@ -102,3 +102,33 @@ def work_dir(tmp_path: Path) -> Path:
 def _hermetic_data_root(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
     """``source=auto`` and synthetic data never touch the repository's data/ folder."""
     monkeypatch.setenv("DIN_DATA_DIR", str(tmp_path_factory.getbasetemp() / "din-data"))
+
+
+MAGAZINE_SEED = 11
+
+
+@pytest.fixture(scope="module")
+def magazine_run(prefect_server, module_store: str, amazon_magazine: Path, tmp_path_factory):
+    """A finished din-train run (DIN+Dice, tiny config) on the real Magazine_Subscriptions:
+    it registers ``din-amazon`` in the module's store, for the serving tests."""
+    from _pipeline_support import TINY_CONFIG
+
+    from flows.train_flow import din_train
+
+    return din_train(
+        dataset="amazon",
+        source=str(amazon_magazine),
+        model="din_dice",
+        config_file=str(TINY_CONFIG),
+        seed=MAGAZINE_SEED,
+        work_dir=str(tmp_path_factory.mktemp("work")),
+    )
+
+
+@pytest.fixture(scope="module")
+def magazine_raw_test(magazine_run) -> object:
+    """The run's test rows as raw requests, plus ``label``, in predictions.parquet order."""
+    from din_model.data.adapters import ingest
+    from din_model.pipeline.prepare import raw_samples
+
+    return raw_samples(ingest("amazon", magazine_run["source"]), seed=MAGAZINE_SEED, split="test")

@@ -6,35 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-
-from din_model.serving.encoded_scorer import InputError, padded_sequence, sparse_ids
-
-
-def test_histories_keep_the_most_recent_events_and_pad_right() -> None:
-    column = pd.Series(
-        [[5, 6, 7, 8, 9], [3], [], None, np.array([4, 5, 0, 0, 0, 0]), [2, 0, 4]], dtype=object
-    )
-    out = padded_sequence(column, "hist_item_id", vocab_size=20, max_len=3)
-    np.testing.assert_array_equal(
-        out,
-        [[7, 8, 9], [3, 0, 0], [0, 0, 0], [0, 0, 0], [4, 5, 0], [2, 0, 4]],
-    )
-
-
-def test_out_of_vocabulary_ids_map_to_oov() -> None:
-    out = padded_sequence(pd.Series([[2, 25, -3]]), "hist", vocab_size=10, max_len=4)
-    np.testing.assert_array_equal(out, [[2, 1, 1, 0]])
-    ids = sparse_ids(pd.Series([4.0, None, 99, 0]), "item_id", vocab_size=10)
-    np.testing.assert_array_equal(ids, [4, 1, 1, 1])
-
-
-def test_non_id_input_is_refused_with_the_column_name() -> None:
-    with pytest.raises(InputError, match="hist_cate_id"):
-        padded_sequence(pd.Series([["a", "b"]]), "hist_cate_id", vocab_size=10, max_len=4)
-    with pytest.raises(InputError, match="item_id"):
-        sparse_ids(pd.Series([1.5]), "item_id", vocab_size=10)
 
 
 def test_comparison_table_mean_spread_and_relaimpr_per_seed() -> None:

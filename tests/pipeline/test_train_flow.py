@@ -7,6 +7,7 @@ the champion rule, caching, and ``din rerun``.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -150,33 +151,96 @@ def test_run_artifacts(first_run: dict[str, Any]) -> None:
     assert "embedding_dim: 8" in config
 
 
-def test_registered_model_scores_histories_of_any_length(first_run: dict[str, Any]) -> None:
+#: Parity bound between the run's test scores and the served model's: the same float32
+#: network on the same ids; only the batch composition differs (training scored in
+#: batches of eval_batch_size, the pyfunc in its own chunks), which can change the
+#: summation order of a matrix product and so the last bits of a float32 logit
+#: (relative 2^-24 ~ 6e-8 per rounding, a few roundings deep), far below 1e-6 once
+#: the sigmoid (slope <= 1/4) maps it to a probability.
+PARITY = 1e-6
+
+
+def test_registered_model_scores_raw_requests_like_training(first_run: dict[str, Any]) -> None:
+    """Every test row, sent raw (owner ids, timestamp, history) through the registered model."""
     import mlflow
+
+    from din_model.data.adapters import ingest
+    from din_model.pipeline.prepare import raw_samples
 
     assert first_run["registry"]["registered_model"] == "din-movielens"
     assert first_run["registry"]["promoted"] is True
     model = mlflow.pyfunc.load_model("models:/din-movielens@champion")
 
-    prepared = Path(first_run["prepared_dir"])
-    test = pl.read_parquet(prepared / "test.parquet").head(200).to_pandas()
-    scores = model.predict(test)
-    expected = pl.read_parquet(Path(first_run["run_dir"]) / "predictions.parquet").head(200)
-    np.testing.assert_allclose(scores, expected["score"].to_numpy(), rtol=1e-5, atol=1e-7)
+    data = ingest("movielens", first_run["source"])
+    raw = raw_samples(data, seed=7, max_len=PREPARE_MAX_LEN, split="test")
+    expected = pl.read_parquet(Path(first_run["run_dir"]) / "predictions.parquet")
+    assert raw["label"].to_list() == expected["label"].to_list()  # row i is row i
+    scores = model.predict(raw.drop("label").to_pandas())
+    report = json.loads((Path(first_run["prepared_dir"]) / "prepare_report.json").read_text())
+    assert len(scores) == expected.height == report["samples"]["test"]  # every test row
+    np.testing.assert_allclose(scores, expected["score"].to_numpy(), rtol=0, atol=PARITY)
 
-    # histories of different lengths, longer than max_len, empty, and as plain lists
-    rows = test.head(4).copy()
-    long = [int(i) for i in rows.loc[0, "hist_item_id"]] * 10
-    long_cates = [int(i) for i in rows.loc[0, "hist_cate_id"]] * 10
-    rows["hist_item_id"] = [long, [int(rows.loc[1, "item_id"])], [], [3, 4, 5]]
-    rows["hist_cate_id"] = [long_cates, [int(rows.loc[1, "cate_id"])], [], [2, 2, 2]]
-    varied = model.predict(rows)
-    assert varied.shape == (4,)
-    assert np.all((varied > 0) & (varied < 1))
-    # keeping the last max_len events: a long history scores like its most recent part
-    recent = rows.head(1).copy()
-    recent["hist_item_id"] = [long[-PREPARE_MAX_LEN:]]
-    recent["hist_cate_id"] = [long_cates[-PREPARE_MAX_LEN:]]
-    assert model.predict(recent)[0] == pytest.approx(varied[0], abs=1e-6)  # float32 math
+    # raw ids as integers are the same items (never vocabulary indices); categories
+    # looked up by the model or given by the client agree
+    rows = raw.head(3).drop("label").to_pandas()
+    as_ints = rows.assign(
+        item_id=rows["item_id"].astype(int),
+        history_item_id=[[int(i) for i in h] for h in rows["history_item_id"]],
+    )
+    from din_model.serving.raw_scorer import RawScorer
+
+    scorer = RawScorer.from_checkpoint(Path(first_run["run_dir"]) / "checkpoints" / "best.pt",
+                       Path(first_run["run_dir"]) / "serving")  # fmt: skip
+    np.testing.assert_allclose(scorer.score(as_ints), scores[:3], rtol=0, atol=PARITY)
+
+    # histories longer than max_len keep their most recent events; empty ones are valid
+    long = rows.head(1).copy()
+    history = [str(i) for i in range(1, 3 * PREPARE_MAX_LEN)]
+    long["history_item_id"] = [history]
+    recent = long.assign(history_item_id=[history[-PREPARE_MAX_LEN:]])
+    assert model.predict(long)[0] == pytest.approx(model.predict(recent)[0], abs=PARITY)
+    empty = rows.head(1).assign(history_item_id=[[]])
+    assert 0 < model.predict(empty)[0] < 1
+
+
+def test_bad_requests_name_the_column(first_run: dict[str, Any]) -> None:
+    from din_model.serving.raw_encoder import InputError
+    from din_model.serving.raw_scorer import RawScorer
+
+    run_dir = Path(first_run["run_dir"])
+    scorer = RawScorer.from_checkpoint(run_dir / "checkpoints" / "best.pt", run_dir / "serving")
+    good = {
+        "age": ["24"],
+        "gender": ["M"],
+        "occupation": ["technician"],
+        "item_id": ["50"],
+        "timestamp": [881250949],
+        "history_item_id": [["1", "2"]],
+    }
+    assert scorer.score(good).shape == (1,)
+    with pytest.raises(InputError, match="missing column.*history_item_id"):
+        scorer.score({k: v for k, v in good.items() if k != "history_item_id"})
+    with pytest.raises(InputError, match="'history_item_id': expected a list"):
+        scorer.score({**good, "history_item_id": ["1 2"]})
+    with pytest.raises(InputError, match="'timestamp': expected unix seconds"):
+        scorer.score({**good, "timestamp": ["yesterday"]})
+    with pytest.raises(InputError, match="'item_id': expected ids"):
+        scorer.score({**good, "item_id": [50.5]})
+
+
+def test_ranking_encodes_the_history_once_and_matches_row_scoring(
+    first_run: dict[str, Any],
+) -> None:
+    from din_model.serving.raw_scorer import RawScorer
+
+    run_dir = Path(first_run["run_dir"])
+    scorer = RawScorer.from_checkpoint(run_dir / "checkpoints" / "best.pt", run_dir / "serving")
+    user = {"age": "24", "gender": "M", "occupation": "technician", "timestamp": 881250949,
+            "history_item_id": ["1", "2", "3"]}  # fmt: skip
+    candidates = ["50", "172", "181", "unknown-item"]
+    ranked = scorer.rank(user, candidates)
+    rows = pl.DataFrame([{**user, "item_id": c} for c in candidates])
+    np.testing.assert_allclose(ranked, scorer.score(rows), rtol=0, atol=PARITY)
 
 
 def test_worse_run_is_not_promoted(first_run: dict[str, Any], worse_run: dict[str, Any]) -> None:

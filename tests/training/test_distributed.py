@@ -300,9 +300,9 @@ def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path
         "attention.json",  # the run layout of din_model/pipeline/layout.py, written by rank 0
         "checkpoints",
         "config.yaml",
-        "input_example.parquet",
         "metrics.json",
         "predictions.parquet",
+        "serving",  # the raw-request tables of the prepared folder, for the served model
     ]
 
 

@@ -36,6 +36,7 @@ from din_model.data.encoding.vocabulary import (
 )
 from din_model.data.protocols.base import SPLIT_CODES, HistoryEvents, ProtocolResult, SampleIndex
 from din_model.data.protocols.history import gather_index, list_column, segment_max
+from din_model.data.samples.raw_inputs import RawInput
 from din_model.data.specs.feature_map import OOV_ID, SPLITS, FeatureMap, TableSpec
 from din_model.data.specs.spec import DERIVED_CONTEXT, DatasetSpec
 from din_model.errors import DataError
@@ -60,6 +61,17 @@ class PreparedData:
     timings: dict[str, float] = field(default_factory=dict)
     #: where the adapters put rejected lines (copied to OUT/rejects/ by write_prepared)
     rejects_dir: Path | None = None
+    #: what a served model needs to read raw requests (:mod:`raw_inputs`), set by prepare
+    serving: ServingTables | None = None
+
+
+@dataclass
+class ServingTables:
+    """The raw request schema, the item table and a few raw test rows (``serving/``)."""
+
+    inputs: list[RawInput]
+    items: pl.DataFrame
+    example: pl.DataFrame
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Tests of din_model.serving: exported networks and their runtimes."""
