@@ -85,6 +85,9 @@ def markdown(report: dict[str, Any]) -> str:
         if r.get("kind") == "prepare":
             notes = f"{r['seconds']:.1f} s wall, validated: {str(r['validated']).lower()}"
             rows = f"{r.get('train_rows', 0):,} train samples"
+        elif r.get("kind") == "run":
+            notes = f"fit, select, score test: {r['seconds']:.1f} s wall, GAUC is test"
+            rows = "whole splits"
         else:
             opts = r.get("options") or {}
             on = [k for k in ("compile", "cuda_graphs", "tf32") if opts.get(k)]

@@ -163,3 +163,38 @@ def error_result(case: TrainCase, device: torch.device, exc: BaseException) -> d
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def run_end_to_end(
+    case: TrainCase, data_dir: Path, out_dir: Path, device: torch.device, extra: list[str]
+) -> dict[str, Any]:
+    """The one fit, select and score path (``fit_and_score``, what ``din train`` runs) on a
+    prepared dataset, with ``case``'s model and config for one epoch: its wall time and
+    test metrics, so the benchmark times what users run, next to the epoch throughput."""
+    from din_model.pipeline import fit_and_score
+
+    feature_map = FeatureMap.load(data_dir / "feature_map.json")
+    config = case_config(case, feature_map, device, extra)
+    started = time.perf_counter()
+    with PeakMemory(device) as peak:
+        # force: a --work folder reused by a later bench run holds our own earlier run
+        result = fit_and_score(data_dir, out_dir, case.model, "none", config, force=True)
+    seconds = time.perf_counter() - started
+    metrics = result.metrics
+    return {
+        "name": f"{case.dataset}/{case.model}/fit_and_score",
+        "kind": "run",
+        "dataset": case.dataset,
+        "model": case.model,
+        "device": device.type,
+        "batch": case.batch,
+        "emb": int(config["model"].get("embedding_dim", 0)) or None,
+        "max_len": None,
+        "train_samples_per_s": metrics["train_samples_per_s"],
+        "infer_samples_per_s": None,
+        "gauc": metrics["test"]["gauc"],
+        "peak_mem_mb": peak.gpu_mb if device.type == "cuda" else peak.rss_mb,
+        "seconds": seconds,
+        "epochs_run": metrics["epochs_run"],
+        "test": metrics["test"],
+    }

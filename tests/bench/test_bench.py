@@ -70,8 +70,11 @@ def test_a_tiny_run_writes_json_and_markdown(tmp_path):
     )
     report = json.loads(out.read_text())
     check_report(report, out)
-    prepare, train = report["results"]
+    prepare, train, run = report["results"]
     assert prepare["kind"] == "prepare" and prepare["seconds"] > 0 and prepare["peak_mem_mb"] > 0
+    # the one fit, select and score path, on the whole splits
+    assert run["kind"] == "run" and run["seconds"] > 0 and run["epochs_run"] == 1
+    assert 0.0 <= run["gauc"] <= 1.0 and run["test"]["n"] > 0
     assert train["train_rows"] == 2048 and train["infer_rows"] == 1024
     assert train["train_samples_per_s"] > 0 and train["infer_samples_per_s"] > 0
     assert 0.0 <= train["gauc"] <= 1.0 and train["emb"] == 8 and train["max_len"] >= 1
