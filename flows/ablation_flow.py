@@ -25,8 +25,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from din_model.names import DATASETS
-from din_model.registry import ablation_grid
+from din_model.registry import ablation_grid, dataset_names
 from flows.steps import DataOutcome, run_data_steps, run_training_steps
 from flows.train_flow import flow_run_id, run_name
 from tasks.allowed_paths import guard_deployment_paths
@@ -121,7 +120,7 @@ def din_ablation(
     """
     guard_deployment_paths(source, work_dir, config_file)
     logger = get_run_logger()
-    check_choice("dataset", dataset, DATASETS)
+    check_choice("dataset", dataset, dataset_names())
     models = list(models if models is not None else PAPER_MODELS)
     regularizers = list(regularizers if regularizers is not None else PAPER_REGULARIZERS)
     seeds = list(seeds if seeds is not None else DEFAULT_SEEDS)

@@ -20,7 +20,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from din_model.names import DATASETS
+from din_model.registry import dataset_names
 from tasks.config import check_choice
 from tasks.model_source import default_model_uri
 from tasks.scoring import guard_score_paths, resolve_model_step, score_file_step
@@ -57,7 +57,7 @@ def din_score(
     """
     guard_score_paths(input, out, interactions)
     logger = get_run_logger()
-    check_choice("dataset", dataset, DATASETS)
+    check_choice("dataset", dataset, dataset_names())
     check_choice("on_bad_lines", on_bad_lines, ("error", "skip"))
     resolved = resolve_model_step(model or default_model_uri(dataset))
     summary = score_file_step(resolved, input, out, dataset, interactions, on_bad_lines, force)

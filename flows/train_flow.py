@@ -18,7 +18,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from din_model.names import DATASETS
+from din_model.registry import dataset_names
 from flows.steps import run_data_steps, run_training_steps
 from tasks.allowed_paths import guard_deployment_paths
 from tasks.config import check_choice, resolve_run_config
@@ -85,7 +85,7 @@ def din_train(
     """
     guard_deployment_paths(source, work_dir, config_file)
     logger = get_run_logger()
-    check_choice("dataset", dataset, DATASETS)
+    check_choice("dataset", dataset, dataset_names())
     check_choice("on_bad_lines", on_bad_lines, ("error", "skip"))
     overrides = list(overrides or [])
     work = work_root(work_dir)

@@ -12,8 +12,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from din_model.errors import ConfigError
-from din_model.names import REGULARIZER_NAMES
-from din_model.registry import model_names
+from din_model.registry import REGULARIZER_NAMES, model_names
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Lowest first. A module may import its own layer and every layer before it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "io"),
-    ("registry", "names", "config"),
+    ("registry", "config"),
     ("data.canonical", "data.specs"),  # the contracts: canonical schema, feature map
     ("data.readers", "data.sources"),  # raw files
     ("data.adapters",),  # raw -> canonical

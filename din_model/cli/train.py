@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from din_model.config.overrides import add_override_argument
 from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.errors import ConfigError, DataError
-from din_model.names import MODEL_NAMES, REGULARIZER_NAMES
+from din_model.registry import REGULARIZER_NAMES, model_names
 
 if TYPE_CHECKING:  # the layout module imports torch; `din --help` must not
     from din_model.pipeline.layout import RunLayout
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", required=True, type=Path, help="output directory of din prepare")
     parser.add_argument(
-        "--model", required=True, metavar="|".join(MODEL_NAMES), help="model to train"
+        "--model", required=True, metavar="|".join(model_names()), help="model to train"
     )
     parser.add_argument(
         "--reg",
@@ -70,8 +70,10 @@ def run_train(args: argparse.Namespace) -> int:
     from din_model.distributed.group import is_main_process, process_group
     from din_model.pipeline import fit_and_score
 
-    if args.model not in MODEL_NAMES:
-        raise ConfigError(f"unknown model '{args.model}'; choose one of {', '.join(MODEL_NAMES)}")
+    if args.model not in model_names():
+        raise ConfigError(
+            f"unknown model '{args.model}'; choose one of {', '.join(model_names())}"
+        )
     if args.reg is not None and args.reg not in REGULARIZER_NAMES:
         raise ConfigError(
             f"unknown regularizer '{args.reg}'; choose one of {', '.join(REGULARIZER_NAMES)}"

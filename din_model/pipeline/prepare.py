@@ -39,7 +39,7 @@ from din_model.data.samples.raw_inputs import (
 )
 from din_model.data.samples.raw_view import raw_rows
 from din_model.data.specs.feature_map import FEATURE_MAP_FILE, SPLITS
-from din_model.data.specs.spec import spec_for_layout
+from din_model.data.specs.spec import DatasetSpec, spec_for_layout
 from din_model.errors import ConfigError, DataError
 from din_model.io.atomic import write_json_atomic
 from din_model.io.fingerprint import fingerprint_files
@@ -87,6 +87,19 @@ def validate_canonical(data: CanonicalData) -> dict[str, Any]:
     return outcome
 
 
+def _sample_index(
+    data: CanonicalData, spec: DatasetSpec, seed: int, max_len: int, timings: dict[str, float]
+) -> tuple[CodedData, ProtocolResult]:
+    """Coded tables and the protocol's sample index: what the splits are encoded from."""
+    started = time.perf_counter()
+    coded = code_canonical(data, spec)
+    timings["encode_ids"] = _timed("encode ids", started)
+    started = time.perf_counter()
+    result = run_protocol(coded, seed=seed, max_len=max_len)
+    timings["protocol"] = _timed(f"protocol {spec.protocol}", started)
+    return coded, result
+
+
 def build_samples(
     data: CanonicalData,
     *,
@@ -104,12 +117,7 @@ def build_samples(
     max_len = spec.max_len if max_len is None else _checked_max_len(max_len)
     hashed = resolve_hash_tables(hash_buckets, spec.tables)
     timings: dict[str, float] = {}
-    started = time.perf_counter()
-    coded = code_canonical(data, spec)
-    timings["encode_ids"] = _timed("encode ids", started)
-    started = time.perf_counter()
-    result = run_protocol(coded, seed=seed, max_len=max_len)
-    timings["protocol"] = _timed(f"protocol {spec.protocol}", started)
+    coded, result = _sample_index(data, spec, seed, max_len, timings)
     started = time.perf_counter()
     prepared = assemble(
         coded,
@@ -168,9 +176,8 @@ def raw_samples(
     served model is checked against training (no training/serving skew).
     """
     spec = spec_for_layout(data.layout)
-    coded = code_canonical(data, spec)
     length = spec.max_len if max_len is None else _checked_max_len(max_len)
-    result = run_protocol(coded, seed=seed, max_len=length)
+    coded, result = _sample_index(data, spec, seed, length, {})
     return raw_rows(coded, result, raw_inputs(coded.spec, data), split)
 
 

@@ -36,6 +36,7 @@ from din_model.registry.models import (
     model_entry,
     model_names,
 )
+from din_model.registry.regularizers import REGULARIZER_NAMES
 
 
 def clear_caches() -> None:
@@ -49,6 +50,7 @@ def clear_caches() -> None:
 __all__ = [
     "DATASET_KEYS",
     "MODEL_DIRS_ENV",
+    "REGULARIZER_NAMES",
     "SPEC_DIRS_ENV",
     "AblationGrid",
     "DatasetEntry",

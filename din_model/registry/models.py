@@ -33,6 +33,7 @@ from din_model.registry.files import (
     search_dirs,
     yaml_files,
 )
+from din_model.registry.regularizers import REGULARIZER_NAMES
 
 MODEL_DIRS_ENV = "DIN_MODEL_DIRS"
 PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "configs" / "models"
@@ -170,7 +171,6 @@ def model_class(name: str) -> type:
 
 def ablation_grid() -> AblationGrid:
     """The paper's comparison, as the model files declare it (``ablation:``)."""
-    from din_model.names import REGULARIZER_NAMES  # names imports this package
 
     entries = _entries()
     models = tuple(name for name in model_names() if entries[name].ablation is not None)

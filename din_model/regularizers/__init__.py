@@ -12,7 +12,7 @@ from typing import Any
 
 from din_model.config.resolve import resolve_regularizer_section
 from din_model.errors import ConfigError
-from din_model.names import REGULARIZER_NAMES
+from din_model.registry.regularizers import REGULARIZER_NAMES
 from din_model.regularizers.base import Regularizer
 from din_model.regularizers.difacto import DiFactoL2
 from din_model.regularizers.dropout import FeatureIdDropout

@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from din_model.config.overrides import add_override_argument
-from din_model.names import REGULARIZER_NAMES
-from din_model.registry import dataset_names, model_names
+from din_model.registry import REGULARIZER_NAMES, dataset_names, model_names
 
 MODELS = model_names()
 REGULARIZERS = REGULARIZER_NAMES

@@ -196,9 +196,13 @@ def test_default_yaml_documents_every_key_and_builds(name):
 
 
 def test_cli_name_lists_match_the_registries() -> None:
-    """The torch-free name lists used by the CLI must list exactly what the registries build."""
-    from din_model import names
+    """The torch-free name lists the CLI offers must be exactly what the registries build."""
+    from din_model.cli._main import build_parser
+    from din_model.registry import REGULARIZER_NAMES
     from din_model.regularizers import REGULARIZERS
+    from flows.cli import COMMAND_PACKAGES
 
-    assert model_names() == names.MODEL_NAMES
-    assert tuple(names.REGULARIZER_NAMES) == tuple(REGULARIZERS)
+    run = build_parser(COMMAND_PACKAGES)._subparsers._group_actions[0].choices["run"]
+    offered = {action.dest: action.choices for action in run._actions}
+    assert model_names() == tuple(offered["model"])
+    assert tuple(REGULARIZER_NAMES) == tuple(REGULARIZERS) == tuple(offered["regularizer"])

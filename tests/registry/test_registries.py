@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from din_model import names
+from din_model.cli._main import build_parser
 from din_model.errors import ConfigError
 from din_model.registry import (
     MODEL_DIRS_ENV,
@@ -185,7 +185,9 @@ def test_the_packaged_registries_list_exactly_the_existing_names() -> None:
     assert dataset_entry("taobao").families == ("taobao_display_ad", "taobao_user_behavior")
     assert fetchable_datasets() == ("amazon", "movielens", "taobao")
     assert synthetic_datasets() == ("amazon",)
-    assert model_names() == names.MODEL_NAMES and dataset_names() == names.DATASETS
+    prepare = build_parser(["din_model.cli"])._subparsers._group_actions[0].choices["prepare"]
+    offered = {action.dest: action.choices for action in prepare._actions}
+    assert dataset_names() == tuple(offered["dataset"])  # the CLI offers the registry's names
 
 
 def test_ablation_grid_is_the_papers_comparison_in_order() -> None:

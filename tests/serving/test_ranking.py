@@ -147,7 +147,10 @@ def test_candidates_in_chunks_score_as_in_one() -> None:
     inputs = _ranking_inputs(MAX_LEN, 23, seed=5)
     whole = RankingScorer(network).score(inputs)
     chunked = RankingScorer(network, chunk_candidates=4).score(inputs)
-    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-7)
+    # Chunking changes only the number of rows of the same float32 products, which may
+    # pick another kernel blocking and so another summation order: the re-association
+    # bound of the module doc, TOLERANCE, and nothing tighter holds on every CPU.
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=TOLERANCE)
 
 
 def test_the_filter_id_remapping_applies_on_the_ranking_path() -> None:
