@@ -12,6 +12,16 @@ computed once per request here instead of N times, and only the product term and
 query term are per candidate. That is half of the first layer, the largest layer of
 the unit (paper sizes: D = 128, H = 80, then 80 -> 40 -> 1).
 
+The per-candidate rest is one matrix product. For position j and hidden unit h,
+
+    hidden[a, j, h] = v_A . (e_j * W_p[h] + W_qd[h])  +  (key[j, h] + b[h])
+
+(W_qd = W_q - W_d), so with the request's matrix M[(j, h)] = [e_j * W_p[h] + W_qd[h],
+key[j, h] + b[h]] (L*H rows of D + 1, built once) the hidden layer of all N candidates
+is [v_A, 1] @ M^T, already laid out as (N, L, H): no (N, L, D) product tensor, no
+broadcast additions. Dice, in eval mode an elementwise function with fixed statistics,
+is applied in place with its per-unit constants folded (:func:`dice_eval_`).
+
 The rest is the model's own modules (the unit's activation and MLP, the output
 MLP) applied to the shared history's valid positions, so the result is the model's
 forward pass up to float32 re-association: the key term is added to the product term
@@ -42,6 +52,7 @@ from torch import Tensor, nn
 
 from din_model.layers.activations import apply_activation
 from din_model.layers.attention import DiffProductInput, LocalActivationUnit
+from din_model.layers.dice import Dice
 from din_model.models.din import DIN
 from din_model.regularizers.filter import IdRemapModel, remap_batch
 from din_model.serving.network_inputs import cut_histories, validated_inputs
@@ -77,9 +88,10 @@ class KeyProjectionDIN:
         with torch.no_grad():
             w_k, w_q, w_d, w_p = layer.linear.weight.split(layer.dim, dim=1)
             self.w_key_t = (w_k + w_d).t().contiguous()  # (D, H): of e_j, once per request
-            self.w_product_t = w_p.t().contiguous()  # (D, H): of e_j * v_A, per candidate
-            self.w_query_t = (w_q - w_d).t().contiguous()  # (D, H): of v_A, per candidate
+            self.w_product = w_p.contiguous()  # (H, D): of e_j * v_A
+            self.w_query = (w_q - w_d).contiguous()  # (H, D): of v_A
             self.bias = layer.linear.bias.detach().clone()
+        self.hidden = self.w_product.shape[0]
         self.device = layer.linear.weight.device
 
     @torch.inference_mode()
@@ -104,35 +116,69 @@ class KeyProjectionDIN:
         valid = {name: history[name][0, positions] for name in din.sequence_names}
         vectors = din.embedding.lookup(valid, din.sequence_names)
         keys = torch.cat([vectors[name] for name in din.sequence_names], dim=-1)  # (Lv, D)
-        key_term = keys @ self.w_key_t  # (Lv, H): the key projection, once per request
+        request = self._request_matrix(keys)  # (Lv*H, D + 1), or None for an empty history
         sparse = din.embedding.lookup(batch, din.sparse_names)
         query = torch.cat([sparse[name] for name in din.target_names], dim=-1)  # (N, D)
         rows = query.shape[0]
         step = chunk or max(1, CHUNK_POSITIONS // max(1, keys.shape[0]))
         interest = [
-            self._interest(keys, key_term, query[start : start + step])
+            self._interest(keys, request, query[start : start + step])
             for start in range(0, rows, step)
         ]
         parts = [sparse[name] for name in din.sparse_names]
         parts.append(interest[0] if len(interest) == 1 else torch.cat(interest))
         return din.mlp(torch.cat(parts, dim=1)).squeeze(-1)
 
-    def _interest(self, keys: Tensor, key_term: Tensor, query: Tensor) -> Tensor:
+    def _request_matrix(self, keys: Tensor) -> Tensor | None:
+        """M of the module doc: row (j, h) = [e_j * W_p[h] + W_qd[h], key[j, h] + b[h]]."""
+        lv = keys.shape[0]
+        if lv == 0:
+            return None
+        dim = keys.shape[1]
+        request = keys.new_empty(lv, self.hidden, dim + 1)
+        torch.addcmul(self.w_query, keys.unsqueeze(1), self.w_product, out=request[:, :, :dim])
+        # the key projection, once per request, with the bias
+        torch.addmm(self.bias, keys, self.w_key_t, out=request[:, :, dim])
+        return request.view(lv * self.hidden, dim + 1)
+
+    def _interest(self, keys: Tensor, request: Tensor | None, query: Tensor) -> Tensor:
         """(n, D) interest vectors of n candidates over the shared history's Lv positions."""
         n, lv = query.shape[0], keys.shape[0]
-        if lv == 0:  # an empty history pools to zeros, softmax or not (as the forward does)
+        if request is None:  # an empty history pools to zeros, softmax or not (as the forward)
             return keys.new_zeros(n, keys.shape[1])
-        query_term = torch.addmm(self.bias, query, self.w_query_t)  # (n, H)
-        products = (query.unsqueeze(1) * keys.unsqueeze(0)).reshape(n * lv, -1)  # (n*Lv, D)
-        hidden = (products @ self.w_product_t).view(n, lv, -1)
-        hidden += key_term  # broadcast over the candidates
-        hidden += query_term.unsqueeze(1)  # broadcast over the positions
+        ones = query.new_ones(n, 1)
+        hidden = (torch.cat([query, ones], dim=1) @ request.t()).view(n, lv, self.hidden)
         # eval mode: Dice uses its running statistics (no mask needed), dropout is off
-        hidden = apply_activation(self.unit.input_activation, hidden, None)
-        scores = self.unit.mlp(hidden).squeeze(-1)  # (n, Lv)
+        hidden = _activate_(self.unit.input_activation, hidden)
+        for block in self.unit.mlp.blocks:  # no BatchNorm here (supports_key_projection)
+            hidden = _activate_(block.activation, block.linear(hidden))
+        scores = self.unit.mlp.output(hidden).squeeze(-1)  # (n, Lv)
         if self.softmax:  # every one of the Lv positions is valid
             scores = torch.softmax(scores, dim=1)
         return scores @ keys  # (n, D)
+
+
+def dice_eval_(dice: Dice, x: Tensor) -> Tensor:
+    """Dice in eval mode, in place: ``x * (alpha + (1 - alpha) * sigmoid((x - m) * s))``.
+
+    The same function as :meth:`Dice.forward` with the running statistics, its
+    per-unit constants folded (``s = 1 / sqrt(var + eps)``, shift ``-m * s``), in
+    four passes over ``x`` instead of seven and without new (N, L, H) tensors. Equal up
+    to float32 re-association of the normalisation (a few ulps of the sigmoid input).
+    """
+    scale = torch.rsqrt(dice.running_var + dice.eps)
+    shift = -dice.running_mean * scale
+    alpha = dice.alpha.detach()
+    gate = torch.addcmul(shift, x, scale).sigmoid_()
+    gate.mul_(1.0 - alpha).add_(alpha)
+    return x.mul_(gate)
+
+
+def _activate_(activation: nn.Module, x: Tensor) -> Tensor:
+    """An eval-mode activation of the unit applied to ``x`` (Dice in place, others as called)."""
+    if isinstance(activation, Dice):
+        return dice_eval_(activation, x)
+    return apply_activation(activation, x, None)
 
 
 def _unwrap(model: nn.Module) -> tuple[DIN | None, dict[str, Tensor]]:
@@ -154,6 +200,7 @@ def supports_key_projection(model: nn.Module) -> bool:
         type(unit) is LocalActivationUnit
         and isinstance(unit.input_layer, DiffProductInput)
         and unit.input_layer.linear.bias is not None
+        and all(block.norm is None for block in unit.mlp.blocks)
     )
 
 

@@ -83,12 +83,15 @@ class RawScorer:
         ``timestamp``, the history lists); ``candidates`` is a list of raw item ids
         or a frame with ``item_id`` (and optionally the candidates' attributes).
         """
-        if not isinstance(candidates, pl.DataFrame):
-            candidates = pl.DataFrame({ITEM_KEY_SOURCE: pl.Series(list(candidates))})
         if len(candidates) == 0:
             return np.empty(0, dtype=np.float64)
-        user_frame = pl.DataFrame([{k: _cell(v) for k, v in user.items()}])
-        return self.ranking.score(self.encoder.encode_ranking(user_frame, candidates))
+        inputs = self.encoder.encode_plain_ranking(user, candidates)  # None: not plain values
+        if inputs is None:
+            if not isinstance(candidates, pl.DataFrame):
+                candidates = pl.DataFrame({ITEM_KEY_SOURCE: pl.Series(list(candidates))})
+            user_frame = pl.DataFrame([{k: _cell(v) for k, v in user.items()}])
+            inputs = self.encoder.encode_ranking(user_frame, candidates)
+        return self.ranking.score(inputs)
 
 
 def _cell(value: Any) -> Any:

@@ -105,3 +105,26 @@ def test_din_export_carries_the_raw_encoder_and_logs_the_file(
     )
     assert unknown.returncode == 2 and "models:/din-nothing@champion" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+def test_plain_ranking_requests_encode_every_magazine_row_as_the_frame_path(
+    magazine_run: dict[str, Any], magazine_raw_test: pl.DataFrame
+) -> None:
+    """The serving fast path (plain Python values, no frames) gives the training ids."""
+    from din_model.serving.raw_scorer import RawScorer
+
+    run_dir = Path(magazine_run["run_dir"])
+    encoder = RawScorer.from_checkpoint(
+        run_dir / "checkpoints" / "best.pt", run_dir / "serving"
+    ).encoder
+    raw = magazine_raw_test.drop("label")
+    expected = encoder.encode(raw)
+    for index, row in enumerate(raw.iter_rows(named=True)):
+        user = {k: v for k, v in row.items() if k not in ("item_id", "category")}
+        plain = encoder.encode_plain_ranking(user, [row["item_id"]])
+        assert plain is not None, row
+        for name, ids in expected.items():
+            mine, theirs = np.atleast_1d(plain[name][0]), np.atleast_1d(ids[index])
+            width = len(mine)  # one row's history is padded to its own length, not the batch's
+            np.testing.assert_array_equal(mine, theirs[:width])
+            assert not theirs[width:].any()  # the rest of the batch's width is padding (id 0)

@@ -5,15 +5,17 @@ plus a float64 sigmoid) on the same N rows of ids, the user's features repeated,
 :meth:`RawEncoder.encode_ranking` hands them to ``RawScorer.rank``.
 
 Tolerance: 1e-5 on probabilities. The ranking path is the same float32 model with the
-first layer of the activation unit re-associated: (W_k + W_d) e_j is computed once per
-request and added to W_p (e_j * v_A) and to the query term, where the forward pass
-accumulates the key and product terms inside ``addmm`` calls; the pooling is a
-matrix product instead of an index-add. Each re-associated float32 sum of D = 16 (here)
-to 128 (paper) terms of order one differs by a few ulps (2**-24 ~ 6e-8 relative);
-through the unit's MLP, the pooling and the output MLP that stays around 1e-7 on the
-logit, and the sigmoid's slope (at most 1/4) only shrinks it: we see up to 3e-7 here
-(weights scaled up so that the attention varies, logits of order ten) and 4e-9 on a
-one-epoch paper-size model (``python -m bench.serving``). 1e-5 leaves room for other
+first layer of the activation unit re-associated: (W_k + W_d) e_j + b is computed once
+per request and, with the rows e_j * W_p[h] + (W_q - W_d)[h], makes one request matrix
+that every candidate's [v_A, 1] multiplies, where the forward pass accumulates the key,
+product and query terms inside ``addmm`` calls; Dice's normalisation is folded into
+one scale and shift per unit; the pooling is a matrix product instead of an index-add.
+Each re-associated float32 sum of D = 16 (here) to 128 (paper) terms of order one
+differs by a few ulps (2**-24 ~ 6e-8 relative); through the unit's MLP, the pooling
+and the output MLP that stays around 1e-7 on the logit, and the sigmoid's slope (at
+most 1/4) only shrinks it: we see up to 2e-7 here (weights scaled up so that the
+attention varies, logits of order ten) and about 1e-8 on a one-epoch paper-size model
+(``key_projection.max_abs_diff`` of ``python -m bench.serving``). 1e-5 leaves room for other
 CPUs' kernels and still catches a real error: leaving out any of the three terms, the
 softmax or scaling the pooled interest by 1.001 fails these tests.
 """

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 
@@ -185,3 +186,48 @@ def test_the_vectorised_lookup_of_large_batches_gives_the_same_ids(
     by_join = encoder.encode(request)
     for name in by_dict:
         np.testing.assert_array_equal(by_join[name], by_dict[name])
+
+
+PLAIN_REQUESTS = [
+    ({"timestamp": 3600, "history_item_id": ["10", "11"]}, ["10", "12", "nope"]),
+    ({"timestamp": 7 * 3600 + 5, "history_item_id": [10, "B00X", None]}, [11, "12", None]),
+    ({"timestamp": 0, "history_item_id": []}, ["11"]),
+    ({"timestamp": 0, "history_item_id": None}, ["11"]),
+    ({"timestamp": 86_399, "history_item_id": ["10", "11", "B00X", "12", 10, "nope", "11"]},
+     ["10"]),  # longer than MAX_LEN: its most recent events  # fmt: skip
+    ({"timestamp": 3600, "history_item_id": ["10", "11"], "history_category": ["Drama", None]},
+     ["B00X"]),  # fmt: skip
+]
+
+
+@pytest.mark.parametrize(("user", "candidates"), PLAIN_REQUESTS)
+def test_a_plain_ranking_request_encodes_as_the_frame_path(
+    encoder: RawEncoder, user: dict, candidates: list
+) -> None:
+    plain = encoder.encode_plain_ranking(user, candidates)
+    # pandas frames: the general path's route for JSON-style ids that mix text and integers
+    frame = encoder.encode_ranking(
+        pd.DataFrame([user]), pd.DataFrame({"item_id": pd.Series(candidates, dtype=object)})
+    )
+    assert plain is not None and plain.keys() == frame.keys()
+    for name in frame:
+        assert plain[name].dtype == frame[name].dtype
+        np.testing.assert_array_equal(plain[name], frame[name])
+
+
+@pytest.mark.parametrize(
+    ("user", "candidates"),
+    [
+        ({"timestamp": 3600, "history_item_id": [np.int64(10)]}, ["10"]),  # not a plain id
+        ({"timestamp": 3600.0, "history_item_id": ["10"]}, ["10"]),  # not integer seconds
+        ({"history_item_id": ["10"]}, ["10"]),  # a missing column: the general path words it
+        ({"timestamp": 3600, "history_item_id": "10"}, ["10"]),  # not a list
+        ({"timestamp": 3600, "history_item_id": ["10"]}, [10.0]),  # a float id
+        ({"timestamp": True, "history_item_id": ["10"]}, ["10"]),
+        ({"timestamp": 3600, "history_item_id": ["10"]}, []),
+    ],
+)
+def test_requests_that_are_not_plain_values_take_the_general_path(
+    encoder: RawEncoder, user: dict, candidates: list
+) -> None:
+    assert encoder.encode_plain_ranking(user, candidates) is None
