@@ -1,7 +1,9 @@
 """Deployments of ``din-train``: one per dataset, each with a retraining schedule.
 
 Next to them, ``din-score/<dataset>`` (:mod:`flows.score_flow`, no schedule) scores a
-file of raw impressions with the dataset's champion on demand.
+file of raw impressions with the dataset's champion on demand, and ``din-tune/<dataset>``
+(:mod:`flows.tune_flow`, no schedule) runs or continues a hyper-parameter study:
+triggering it again with a larger ``trials`` adds trials to the same study.
 
 ``din-train/<dataset>``, one for every registered dataset (amazon, movielens,
 taobao, ...), are served by one long-running process (``din serve``), which
@@ -84,7 +86,7 @@ def build_deployments(
                 entrypoint_type=EntrypointType.MODULE_PATH,
             )
         )
-    return deployments + build_score_deployments(datasets)
+    return deployments + build_score_deployments(datasets) + build_tune_deployments(datasets)
 
 
 def build_score_deployments(datasets: Iterable[str] | None = None) -> list:
@@ -105,6 +107,50 @@ def build_score_deployments(datasets: Iterable[str] | None = None) -> list:
             description=f"Score a file of raw {dataset} impressions with the champion model "
             "(-p input=FILE -p out=FILE; -p interactions=DIR builds the histories).",
             tags=["din", dataset, "score"],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        for dataset in (dataset_names() if datasets is None else datasets)
+    ]
+
+
+# Parameters of every din-tune deployment; any of them can be changed per run with -p
+# (model, regularizer, space, trials, workers, dask_address, config_file, ...).
+TUNE_PARAMETERS: dict[str, Any] = {
+    "source": "auto",
+    "model": "din",
+    "regularizer": "none",
+    "space": "default",
+    "trials": 20,
+    "workers": 1,
+}
+
+
+def tune_parameters(dataset: str) -> dict[str, Any]:
+    """The default parameters of ``din-tune/<dataset>``: the dataset's source, the study's."""
+    source = dataset_entry(dataset).deployment.get("source", TUNE_PARAMETERS["source"])
+    return {"dataset": dataset, **TUNE_PARAMETERS, "source": source}
+
+
+def build_tune_deployments(datasets: Iterable[str] | None = None) -> list:
+    """``din-tune/<dataset>``: an Optuna study, run on demand (no schedule).
+
+    ``trials`` counts the study's finished trials, so a second run with the same
+    parameters only fits and scores the best config again, and ``-p trials=40``
+    continues the study to 40. Path parameters (``source``, ``space``,
+    ``config_file``, ``work_dir``, ``out``) must lie under the serving roots.
+    """
+    from prefect.deployments.runner import EntrypointType
+
+    from flows.tune_flow import din_tune
+
+    return [
+        din_tune.to_deployment(
+            name=dataset,
+            parameters=tune_parameters(dataset),
+            description=f"Tune a model on {dataset} with Optuna (-p model=din_dice "
+            "-p space=recbole -p trials=40 -p workers=2); the best config is written to "
+            f"<work>/tuned/{dataset}/<model>.yaml.",
+            tags=["din", dataset, "tune"],
             entrypoint_type=EntrypointType.MODULE_PATH,
         )
         for dataset in (dataset_names() if datasets is None else datasets)

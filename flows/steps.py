@@ -2,8 +2,9 @@
 
 ``run_data_steps``: source -> ingest -> validate (canonical) -> feature groups
 -> validate (samples) -> prepared folder, with the cache hits recorded.
-``run_training_steps``: fit-and-score -> log the layout (-> register). Both are
-called from inside a flow (or a task), so every step is a Prefect task run.
+``run_training_steps``: log the splits as the run's datasets -> fit-and-score -> log
+the layout (-> register). Both are called from inside a flow (or a task), so every
+step is a Prefect task run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tasks.data import (
     prepare_samples,
     validate_canonical_tables,
 )
-from tasks.run_logging import log_results, register_model
+from tasks.run_logging import log_datasets, log_results, register_model
 from tasks.training import fit_and_score
 
 
@@ -127,8 +128,14 @@ def run_training_steps(
     register: bool = True,
     log_model: bool = True,
 ) -> dict[str, Any]:
-    """Fit and score, log the output layout; returns ``metrics.json`` plus the registry outcome."""
+    """Log the data inputs, fit and score, log the output layout.
+
+    Returns ``metrics.json`` plus the registry outcome. The din-train flow and
+    every ablation cell pass through here, so every training run has its three
+    dataset inputs (:func:`tasks.run_logging.log_datasets`).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
+    log_datasets(run_id, dataset, data.prepared, data.data_fingerprint)
     layout = fit_and_score(data.prepared, str(run_dir), model, regularizer, config, run_id)
     log_results(run_id, data.prepared, layout, seed)
     outcome: dict[str, Any] = {}

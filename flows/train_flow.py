@@ -20,6 +20,7 @@ from prefect import flow, get_run_logger
 
 from din_model.registry import dataset_names
 from flows.steps import run_data_steps, run_training_steps
+from tasks import run_names
 from tasks.allowed_paths import guard_deployment_paths
 from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
@@ -28,13 +29,58 @@ from tasks.paths import work_root
 from tasks.reproduce import DataChanged
 from tasks.run_lifecycle import tracked_run
 from tasks.run_logging import log_inputs, tag_run
+from tasks.run_names import source_label
 from tasks.store import ensure_experiment, tracking_uri
 
 DEFAULT_SEED = 2024
 
 
-def run_name(model: str, regularizer: str, seed: int) -> str:
-    return f"{model}{'' if regularizer == 'none' else '+' + regularizer}-seed{seed}"
+def run_name(
+    model: str,
+    regularizer: str,
+    seed: int,
+    *,
+    dataset: str | None = None,
+    source_label: str | None = None,
+) -> str:
+    """Kept for callers of the old ``(model, regularizer, seed)`` form; see :mod:`tasks.run_names`.
+
+    Without ``dataset``/``source_label`` the name is ``<model>+<regulariser>:seed<seed>``.
+    """
+    return run_names.run_name(dataset, source_label, model, regularizer, seed)
+
+
+def flow_run_name() -> str:
+    """The Prefect flow run's name: the MLflow run's, from the flow's parameters.
+
+    Prefect 3 calls this (no arguments) before the flow body runs, so the source's
+    label is planned from the parameters (:func:`tasks.run_names.planned_source_label`).
+    Naming never fails a run: on a parameter the flow itself will reject, the
+    name falls back to the raw values.
+    """
+    import inspect
+
+    from prefect.runtime import flow_run
+
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(din_train.fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    params = {**defaults, **flow_run.parameters}
+    dataset = str(params["dataset"])
+    try:
+        label = run_names.planned_source_label(
+            dataset,
+            str(params["source"]),
+            float(params["synthetic_scale"]),
+            int(params["synthetic_seed"]),
+        )
+    except (OSError, ValueError, TypeError, KeyError):
+        label = str(params["source"])
+    return run_names.run_name(
+        dataset, label, str(params["model"]), str(params["regularizer"]), params["seed"]
+    )
 
 
 def flow_run_id() -> str:
@@ -43,7 +89,7 @@ def flow_run_id() -> str:
     return str(flow_run.id or "")
 
 
-@flow(name="din-train", flow_run_name="{dataset}-{model}-{regularizer}-seed{seed}")
+@flow(name="din-train", flow_run_name=flow_run_name)
 def din_train(
     dataset: str = "amazon",
     source: str = "auto",
@@ -113,7 +159,10 @@ def din_train(
         tags["synthetic_seed"] = spec.synth["seed"]
     if rerun_of:
         tags["rerun_of"] = rerun_of
-    with tracked_run(dataset, run_name(model, regularizer, seed), tags) as run_id:
+    label = source_label(spec)
+    tags["source_label"] = label
+    name = run_names.run_name(dataset, label, model, regularizer, seed)
+    with tracked_run(dataset, name, tags) as run_id:
         logger.info("MLflow run %s on %s", run_id, tracking_uri())
         pipeline_params = {
             "pipeline.dataset": dataset,

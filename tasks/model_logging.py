@@ -83,7 +83,8 @@ def log_pyfunc_model(
     """Log the checkpoint as ``model`` of ``run_id`` (registered as ``registered_name``).
 
     The model carries its run's ``serving/`` folder (request schema, vocabularies,
-    item table), so it takes raw requests and does its own encoding.
+    item table), so it takes raw requests and does its own encoding. A registered
+    version gets its description and the model's (:func:`tasks.registry.describe_registration`).
     """
     serving_dir = Path(serving_dir)
     artifacts = {
@@ -98,6 +99,12 @@ def log_pyfunc_model(
         # MLflow's hint about integer columns with missing values does not apply
         warnings.filterwarnings("ignore", message=".*integer column.*", category=UserWarning)
         info = _log(run_id, artifacts, example, signature, registered_name)
+    if registered_name:
+        from tasks.registry import describe_registration
+
+        describe_registration(
+            registered_name, str(info.registered_model_version), run_id, serving_dir
+        )
     logger.info(
         "logged model %s%s",
         info.model_uri,

@@ -8,6 +8,10 @@ version carry the decision and its reason as tags, so the registry explains
 itself. The check-then-set is not atomic across processes: two retrains of
 the same dataset finishing at the same moment may both compare against the
 old champion (the later alias write wins).
+
+Descriptions (:func:`describe_registration`): the registered model says what it
+is and which raw request columns it takes; each version says its model,
+regulariser, data source and fingerprint, validation/test GAUC and run.
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from din_model.data.samples.raw_inputs import RawInput
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +133,107 @@ def promote_if_better(name: str, version: str, valid_gauc: float, run_id: str) -
         client.set_tag(run_id, key, value)
     logger.debug("%s v%s: %s", name, version, decision.reason)
     return decision
+
+
+#: Where the README explains requests (a path: the MLflow UI cannot link into the repository).
+README_SERVING = "README.md#serving"
+_GROUP_WORDS = {"user_profile": "the user's", "ad": "the candidate's", "context": "the event's"}
+
+
+def _column_notes(inputs: list[RawInput], example_columns: list[str]) -> list[tuple[str, str]]:
+    """(request column, what it holds): the required columns first, then the optional ones."""
+    notes: dict[str, str] = {}
+    optional: set[str] = set()
+    derived: dict[str, list[str]] = {}
+    for raw in inputs:
+        if raw.derived:
+            derived.setdefault(raw.column, []).append(raw.derived)
+            continue
+        if raw.kind == "sequence":
+            text = f"list of raw `{raw.source}` values of the user's history, oldest first"
+        else:
+            text = f"{_GROUP_WORDS.get(raw.group, 'the')} raw `{raw.source}`"
+        if raw.from_items:
+            text += "; optional: looked up by item id when left out"
+            optional.add(raw.column)
+        notes.setdefault(raw.column, text)
+    for column, parts in derived.items():
+        notes.setdefault(column, f"unix seconds; {' and '.join(parts)} are derived from it")
+    for column in example_columns:
+        if column not in notes:
+            notes[column] = "optional: not a model input"
+            optional.add(column)
+    ordered = [c for c in notes if c not in optional] + [c for c in notes if c in optional]
+    return [(c, notes[c]) for c in ordered]
+
+
+def model_description(
+    name: str, dataset: str, inputs: list[RawInput], example_columns: list[str]
+) -> str:
+    """What ``din-<dataset>`` is and how to call it (markdown, shown on the model's page)."""
+    lines = [
+        f"DIN-pipeline click-through-rate model for the `{dataset}` dataset: a pyfunc that "
+        "takes raw requests (owner-form ids, the event's time, the user's history) and "
+        "returns one click probability per row. It encodes requests itself with the "
+        "vocabularies of its training run; an id training never saw is out-of-vocabulary.",
+        "",
+        f'Call it: `mlflow.pyfunc.load_model("models:/{name}@{CHAMPION_ALIAS}")'
+        ".predict(pandas_dataframe)`; over HTTP: `mlflow models serve -m "
+        f"models:/{name}@{CHAMPION_ALIAS} --env-manager local`, then POST "
+        '`{"dataframe_records": [...]}` to `/invocations`; in batch: '
+        f"`din score --model models:/{name}@{CHAMPION_ALIAS} --input FILE --out FILE`.",
+        "",
+        "Request columns (one row per candidate):",
+        "",
+    ]
+    lines += [f"- `{column}`: {note}" for column, note in _column_notes(inputs, example_columns)]
+    lines += [
+        "",
+        f"More in the project README, section Serving (`{README_SERVING}`). Each version's "
+        f"description names its model, regulariser, data and scores; `@{CHAMPION_ALIAS}` "
+        "is the version with the best validation GAUC.",
+    ]
+    return "\n".join(lines)
+
+
+def _score(metrics: dict[str, float], key: str) -> str:
+    value = metrics.get(key)
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def version_description(run: Any) -> str:
+    """Model, regulariser, data source and fingerprint, validation/test GAUC and run id."""
+    tags, metrics = run.data.tags, run.data.metrics
+    source = tags.get("source_label") or tags.get("source", "unknown source")
+    return (
+        f"`{tags.get('model', '?')}` with regulariser `{tags.get('regularizer', '?')}`, "
+        f"trained on `{tags.get('dataset', '?')}` data `{source}` "
+        f"({tags.get('data_source', 'unknown')}; data fingerprint "
+        f"`{tags.get('data_fingerprint', tags.get('source_fingerprint', 'unknown'))}`). "
+        f"Validation GAUC {_score(metrics, VALID_GAUC_METRIC)}, "
+        f"test GAUC {_score(metrics, 'test_gauc')} "
+        f"(test AUC {_score(metrics, 'test_auc')}, LogLoss {_score(metrics, 'test_logloss')}). "
+        f"Run `{run.info.run_id}` ({run.info.run_name})."
+    )
+
+
+def describe_registration(name: str, version: str, run_id: str, serving_dir: str | Path) -> None:
+    """Set the descriptions of ``name`` (how to call it) and of its new ``version``.
+
+    The model's description is rewritten at every registration from the new
+    version's request schema (``serving/raw_inputs.json`` and the example's columns).
+    """
+    import polars as pl
+    from mlflow import MlflowClient
+
+    from din_model.data.samples.raw_inputs import EXAMPLE_FILE, read_raw_inputs
+
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    serving = Path(serving_dir)
+    example = serving / EXAMPLE_FILE
+    columns = list(pl.read_parquet_schema(example)) if example.is_file() else []
+    dataset = run.data.tags.get("dataset") or name.removeprefix("din-")
+    description = model_description(name, dataset, read_raw_inputs(serving), columns)
+    client.update_registered_model(name, description=description)
+    client.update_model_version(name, version, description=version_description(run))

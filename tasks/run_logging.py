@@ -72,6 +72,92 @@ def log_inputs(
     tracking.log_text(run_id, json.dumps(manifest, indent=2, sort_keys=True), MANIFEST_ARTIFACT)
 
 
+#: The prepared splits a run reads, with MLflow's ``mlflow.data.context`` for each.
+SPLIT_CONTEXTS = (("train", "training"), ("valid", "validation"), ("test", "testing"))
+#: Hex characters of a split's fingerprint shown as its MLflow digest (MLflow stores
+#: at most 36; 12 hex digits are 48 bits, ample to tell a dataset's versions apart).
+DIGEST_CHARS = 12
+
+
+def split_digest(fingerprint: str) -> str:
+    """The MLflow digest of a ``sha256:<hex>`` fingerprint: its first hex digits."""
+    return fingerprint.removeprefix("sha256:")[:DIGEST_CHARS]
+
+
+def _parquet_schema(path: Path) -> Any:
+    """The MLflow column schema of a parquet file, read from its footer (no rows loaded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+    def mlflow_type(kind: pa.DataType) -> Any:
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return Array(mlflow_type(kind.value_type))
+        if pa.types.is_boolean(kind):
+            return DataType.boolean
+        if pa.types.is_integer(kind):
+            return DataType.integer if kind.bit_width <= 32 else DataType.long
+        if pa.types.is_floating(kind):
+            return DataType.float if kind.bit_width <= 32 else DataType.double
+        if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+            return DataType.datetime
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            return DataType.binary
+        return DataType.string
+
+    return Schema([ColSpec(mlflow_type(f.type), f.name) for f in pq.read_schema(path)])
+
+
+def split_dataset_input(dataset: str, prepared: Path, split: str, context: str, raw: str) -> Any:
+    """One prepared split as an MLflow dataset input: schema, digest and path, no rows.
+
+    The digest is the split's prepared fingerprint (feature map + split file, as
+    :func:`din_model.pipeline.session.prepared_fingerprint` computes it for training);
+    the profile holds the row count (parquet footer) and the full fingerprints.
+    """
+    import pyarrow.parquet as pq
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from din_model.pipeline.session import prepared_fingerprint
+
+    path = prepared / f"{split}.parquet"
+    fingerprint = prepared_fingerprint(prepared, (split,))
+    source = get_dataset_source_from_json(json.dumps({"uri": path.resolve().as_uri()}), "local")
+    meta = MetaDataset(
+        source,
+        name=f"{dataset}-{split}",
+        digest=split_digest(fingerprint),
+        schema=_parquet_schema(path),
+    )
+    profile = {
+        "num_rows": pq.read_metadata(path).num_rows,
+        "split_fingerprint": fingerprint,
+        "data_fingerprint": raw,
+    }
+    entity = Dataset(**meta.to_dict(), profile=json.dumps(profile))
+    return DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+
+
+@task(name="log-datasets", **_TRACKING)
+def log_datasets(run_id: str, dataset: str, prepared: str, data_fingerprint: str) -> list[str]:
+    """The train/valid/test splits as the run's dataset inputs (the run table's Dataset column).
+
+    Named ``<dataset>-train|valid|test`` with context ``training``/``validation``/
+    ``testing``; only metadata is logged (:func:`split_dataset_input`), never the rows.
+    Returns ``name (digest)`` of each, as the MLflow UI shows them.
+    """
+    folder = Path(prepared)
+    inputs = [
+        split_dataset_input(dataset, folder, split, context, data_fingerprint)
+        for split, context in SPLIT_CONTEXTS
+    ]
+    tracking.client().log_inputs(run_id, datasets=inputs)
+    return [f"{i.dataset.name} ({i.dataset.digest})" for i in inputs]
+
+
 @task(name="tag-run", **_TRACKING)
 def tag_run(run_id: str, tags: Mapping[str, Any]) -> None:
     tracking.set_tags(run_id, tags)
@@ -79,7 +165,9 @@ def tag_run(run_id: str, tags: Mapping[str, Any]) -> None:
 
 def _attention_plot(layout: RunLayout, path: Path) -> Path | None:
     """Fig. 5-style weights of the test samples that ``fit_and_score`` chose (if any)."""
+    from din_model.data.encoding.vocabulary import USER_KEY_TABLE, VOCAB_DIR
     from din_model.pipeline.attention_examples import read_attention_examples
+    from din_model.pipeline.item_map import feature_value_names, raw_names
     from tasks.plots import attention_plot
 
     if not layout.attention.is_file():
@@ -87,7 +175,12 @@ def _attention_plot(layout: RunLayout, path: Path) -> Path | None:
     examples = read_attention_examples(layout.attention)
     if not examples:
         return None
-    return attention_plot(examples, path, "DIN activation weights (test positives)")
+    # category names for the titles, from the run's own serving/ copy of the vocabularies
+    target = examples[0].targets.get("hist_cate_id", next(iter(examples[0].targets.values())))
+    names = feature_value_names(layout.serving, target)
+    users = raw_names(layout.serving / VOCAB_DIR, USER_KEY_TABLE, [e.user_id for e in examples])
+    title = "DIN activation weights (test positives whose histories mix categories)"
+    return attention_plot(examples, path, title, names, users)
 
 
 def _prediction_sample(predictions: Path, out: Path, seed: int) -> Path:
@@ -118,11 +211,13 @@ def log_results(run_id: str, prepared: str, layout: RunLayout, seed: int) -> dic
     """Log a run's output layout: final metrics, data records, plots and a prediction sample.
 
     Everything comes from the files :func:`din_model.pipeline.fit_and_score`
-    wrote; models with an activation unit also get ``plots/attention.png``.
+    wrote; models with an activation unit also get ``plots/attention.png`` and
+    ``plots/item_embeddings.png`` (the paper's Fig. 5 and Fig. 6).
     """
     import numpy as np
     import polars as pl
 
+    from tasks.embedding_plots import run_item_embedding_plot
     from tasks.plots import calibration_plot, roc_plot
 
     run = layout.read_metrics()
@@ -149,10 +244,14 @@ def log_results(run_id: str, prepared: str, layout: RunLayout, seed: int) -> dic
                 calibration_plot(labels, scores, folder / "calibration.png", "test calibration")
             )
         plots.append(_attention_plot(layout, folder / "attention.png"))
+        plots.append(run_item_embedding_plot(layout, folder / "item_embeddings.png"))
         tracking.log_files(run_id, [p for p in plots if p is not None], "plots")
         sample_path = folder / "test_predictions_sample.csv"
         sample = _prediction_sample(layout.predictions, sample_path, seed)
         tracking.log_files(run_id, [folder / "history.json", sample])
+    # the config as trained: rules resolved at fit time (train.batch_size under
+    # batch_size_rule auto) hold the numbers used, where config.yaml has the requested ones
+    tracking.log_files(run_id, [layout.config], "trained")
     get_run_logger().info("logged metrics, plots and artifacts to run %s", run_id)
     return metrics
 
@@ -186,26 +285,49 @@ def close_run(run_id: str) -> None:
 
 
 @task(name="log-comparison", **_TRACKING)
-def log_comparison(parent_run_id: str, dataset: str, results: list[CellResult]) -> dict[str, Any]:
-    """The ablation table (CSV + markdown) and a GAUC bar chart, on the parent run."""
-    from tasks.comparison import comparison_markdown, comparison_table
+def log_comparison(
+    parent_run_id: str,
+    dataset: str,
+    results: list[CellResult],
+    significance: list[dict[str, Any]] | None = None,
+    title: str = "",
+) -> dict[str, Any]:
+    """The ablation table on the parent run: CSV + markdown, a GAUC bar chart, and metrics.
+
+    ``significance`` holds the paired ΔGAUC rows of :mod:`tasks.significance`;
+    the table's values also go to the parent run as metrics (``gauc_<cell>``,
+    ``gauc_diff_<cell>_vs_base`` ...), so parent runs sort in the MLflow UI.
+    """
+    from tasks.comparison import (
+        comparison_markdown,
+        comparison_table,
+        table_metrics,
+        with_significance,
+    )
     from tasks.plots import comparison_bar_chart
 
-    table = comparison_table(results)
+    table = with_significance(comparison_table(results), significance or [])
+    single = table["seeds"] < 2
     with tracking.scratch_dir() as scratch:
         folder = Path(scratch)
         table.write_csv(folder / "comparison.csv")
-        markdown = comparison_markdown(table, title=f"din-ablation on {dataset}")
+        markdown = comparison_markdown(table, title=title or f"din-ablation on {dataset}")
         (folder / "comparison.md").write_text(markdown)
+        marked = None
+        if "vs_base_low" in table.columns:
+            low, high = table["vs_base_low"].fill_null(0.0), table["vs_base_high"].fill_null(0.0)
+            marked = ((low > 0) | (high < 0)).to_list()
         chart = comparison_bar_chart(
             table["cell"].to_list(),
             table["gauc_mean"].to_list(),
-            table["gauc_std"].to_list(),
+            [None if one else std for one, std in zip(single, table["gauc_std"], strict=True)],
             folder / "comparison_gauc.png",
+            marked=marked,
         )
         tracking.log_files(
             parent_run_id, [folder / "comparison.csv", folder / "comparison.md", chart]
         )
+    tracking.log_metrics(parent_run_id, table_metrics(table))
     tracking.set_tags(parent_run_id, {"cells_completed": len(results)})
     get_run_logger().info(
         "comparison of %d child runs logged to run %s", len(results), parent_run_id

@@ -13,6 +13,11 @@ process, and every experiment get-or-create, holds an exclusive lock on
 ``<db>.lock`` next to the database (:mod:`tasks.file_lock`). The first use
 also marks runs left RUNNING by dead processes of this host as KILLED
 (:mod:`tasks.run_reaper`).
+
+Experiments are tagged ``mlflow.experimentKind=custom_model_development``
+("Machine learning"). The MLflow 3.17 UI also has a per-browser switch in its
+sidebar (GenAI / Model training, GenAI first), which decides the experiment
+page's tabs; :func:`experiment_url` gives links that open in model training.
 """
 
 from __future__ import annotations
@@ -111,8 +116,34 @@ def experiment_name(dataset: str) -> str:
     return f"din-{dataset}"
 
 
+#: MLflow's experiment-type tag; ``custom_model_development`` is what the UI calls
+#: "Machine learning" (the other declared kind, ``genai_development``, opens traces,
+#: evaluations and prompts instead of the runs table).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: The query that opens an experiment page of the MLflow 3.17 UI in its model-training
+#: view, whatever the browser's last choice in the sidebar's GenAI / Model training switch.
+ML_VIEW_QUERY = "workflowType=machine_learning"
+
+
+def _mark_model_training(experiment) -> str:
+    """Tag an existing experiment as model training (once: only when the tag differs)."""
+    import mlflow
+
+    if (experiment.tags or {}).get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(
+            experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+        )
+    return experiment.experiment_id
+
+
 def ensure_experiment(dataset: str) -> str:
-    """Id of the dataset's experiment, created with an explicit artifact location if new."""
+    """Id of the dataset's experiment, created with an explicit artifact location if new.
+
+    New and existing experiments carry ``mlflow.experimentKind=custom_model_development``,
+    MLflow's declaration of a model-training ("Machine learning") experiment, so the UI
+    and MLflow's tools do not take it for a GenAI one.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -120,21 +151,33 @@ def ensure_experiment(dataset: str) -> str:
     name = experiment_name(dataset)
     existing = mlflow.get_experiment_by_name(name)
     if existing is not None:
-        return existing.experiment_id
+        return _mark_model_training(existing)
     root = artifact_root()
     location = None if root is None else (root / name).resolve().as_uri()
     with store_lock():  # get-or-create, atomic across processes on a sqlite store
         existing = mlflow.get_experiment_by_name(name)
         if existing is not None:
-            return existing.experiment_id
+            return _mark_model_training(existing)
         try:
-            return mlflow.create_experiment(name, artifact_location=location)
+            return mlflow.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException:
             # Another client (of a tracking server) created it between the lookup and the create.
             found = mlflow.get_experiment_by_name(name)
             if found is None:
                 raise
-            return found.experiment_id
+            return _mark_model_training(found)
+
+
+def experiment_url(
+    experiment_id: str, run_id: str | None = None, base: str = "http://127.0.0.1:5000"
+) -> str:
+    """The UI address of an experiment (or one of its runs) in the model-training view."""
+    path = f"/#/experiments/{experiment_id}/runs"
+    if run_id:
+        path += f"/{run_id}"
+    return f"{base.rstrip('/')}{path}?{ML_VIEW_QUERY}"
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:

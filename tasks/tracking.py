@@ -41,6 +41,7 @@ EPOCH_METRICS = (
     "valid_logloss",
     "learning_rate",
     "samples_per_s",
+    "train_steps",
 )
 
 

@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("distributed",),  # process groups around training
     ("serving",),  # a checkpoint as a scorer
     ("pipeline",),  # prepare, fit-and-score: the composed stages
+    ("tuning",),  # search spaces and the Optuna study over fit
     ("cli",),
 )
 FORBIDDEN_IN_LIBRARY = ("prefect", "mlflow", "tasks", "flows")

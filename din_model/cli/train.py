@@ -115,7 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _written(layout: RunLayout) -> list[str]:
-    """The files of the run's output layout that exist (attention.json for DIN models only)."""
-    paths = [layout.metrics, layout.predictions, layout.attention, layout.serving]
+    """The files of the run's output layout that exist (attention, item map: DIN models only)."""
+    paths = [layout.metrics, layout.predictions, layout.attention, layout.item_map, layout.serving]
     names = [path.name + ("/" if path.is_dir() else "") for path in paths if path.exists()]
     return [*names, layout.config.name, "checkpoints/"]

@@ -11,6 +11,13 @@ Layers, lowest first:
 4. Python dicts (the ``config`` argument of :func:`din_model.pipeline.fit`);
 5. ``--set key=value`` overrides.
 
+With ``train.batch_size_rule: auto`` (train.yaml's default) ``train.batch_size``
+is the largest batch, and a fit makes it smaller for a small training split
+(:mod:`din_model.training.batch_rule`). A layer (2-5) that sets
+``train.batch_size`` without ``train.batch_size_rule`` sets the rule to
+``fixed``: a batch size given in a file, a preset, a dict or ``--set`` is used
+as given, as it was before the rule existed.
+
 The keys of layer 1 are the only valid keys. A key that belongs to another
 model's defaults (say ``model.attention_hidden`` given to the BaseModel by the
 ``paper`` preset) is dropped with a warning, so that one file can serve every
@@ -52,7 +59,12 @@ _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 SECTIONS = ("model", "train", "regularizer")
 # Keys that change how a run looks, not what it computes: left out of the hash
 # that decides whether a checkpoint may be resumed.
-NON_RESULT_KEYS = ("train.progress",)
+NON_RESULT_KEYS = ("train.progress", "train.item_map_items")  # outputs, not the model
+# Keys added after config hashes were first recorded, with the value at which a config
+# means what it meant before the key existed: left out of the hash at that value, so
+# the hash of an older config (a checkpoint to resume, a study) does not change.
+NEUTRAL_VALUES = {"train.batch_size_rule": "fixed"}
+BATCH_SIZE_RULES = ("auto", "fixed")
 
 
 def model_defaults(model: str) -> dict[str, Any]:
@@ -175,6 +187,22 @@ def _dataset_layer(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
     return check_layer(layer, config, str(source))
 
 
+def _settle_batch_size_rule(config: dict[str, Any], layer: Mapping[str, Any], source: str) -> None:
+    """A layer's ``train.batch_size`` without a rule fixes the batch size (module doc)."""
+    train = layer.get("train")
+    if not isinstance(train, Mapping):
+        return
+    if "batch_size_rule" in train:
+        rule = train["batch_size_rule"]
+        if rule not in BATCH_SIZE_RULES:
+            raise ConfigError(
+                f"{source}: 'train.batch_size_rule' expects one of "
+                f"{', '.join(BATCH_SIZE_RULES)}, got {rule!r}"
+            )
+    elif "batch_size" in train and "batch_size_rule" in config["train"]:
+        config["train"]["batch_size_rule"] = "fixed"
+
+
 def resolve_config(
     model: str,
     dataset: str | None = None,
@@ -188,19 +216,24 @@ def resolve_config(
     foreign = _model_keys_of_other_models(model)
 
     if dataset is not None:
-        config = deep_merge(config, _dataset_layer(dataset, config))
+        layer = _dataset_layer(dataset, config)
+        config = deep_merge(config, layer)
+        _settle_batch_size_rule(config, layer, f"dataset '{dataset}'")
     if config_file is not None:
         path = resolve_user_config(config_file)
         layer = check_layer(load_yaml(path), config, str(path), foreign_keys=foreign)
         config = deep_merge(config, layer)
+        _settle_batch_size_rule(config, layer, str(path))
     for extra in layers:
         if extra:
             layer = check_layer(extra, config, "config", foreign_keys=foreign)
             config = deep_merge(config, layer)
+            _settle_batch_size_rule(config, layer, "config")
     override_tree = overrides_to_tree(overrides)
     if override_tree:
         layer = check_layer(override_tree, config, "--set", foreign_keys=foreign)
         config = deep_merge(config, layer)
+        _settle_batch_size_rule(config, layer, "--set")
     return config
 
 
@@ -241,12 +274,13 @@ def resolve_regularizer_section(name: str, section: Mapping[str, Any] | None) ->
 def config_hash(config: Mapping[str, Any]) -> str:
     """A stable digest of everything in ``config`` that can change a run's results."""
     trimmed = copy.deepcopy(dict(config))
-    for dotted in NON_RESULT_KEYS:
+    dropped = [(dotted, None) for dotted in NON_RESULT_KEYS] + list(NEUTRAL_VALUES.items())
+    for dotted, neutral in dropped:
         *parents, leaf = dotted.split(".")
         node: Any = trimmed
         for part in parents:
             node = node.get(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
+        if isinstance(node, dict) and (neutral is None or node.get(leaf) == neutral):
             node.pop(leaf, None)
     canonical = json.dumps(trimmed, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -12,14 +12,42 @@ per-user rank sums with ``reduceat``; no Python loop over users.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from din_model.metrics._validate import as_binary_labels, as_scores
 
 
+@dataclass(frozen=True)
+class UserAUC:
+    """Per-user AUC of one scoring, for the users with both classes (ascending user key)."""
+
+    users: np.ndarray
+    weight: np.ndarray  # impressions of the user (int64), GAUC's weight
+    auc: np.ndarray  # float64
+
+    def gauc(self) -> tuple[float, int]:
+        """(GAUC, users counted); (NaN, 0) when no user has both classes."""
+        if len(self.auc) == 0:
+            return float("nan"), 0
+        return float(np.dot(self.weight, self.auc) / self.weight.sum()), len(self.auc)
+
+
 def gauc(labels: ArrayLike, scores: ArrayLike, users: ArrayLike) -> tuple[float, int]:
     """Return (GAUC, number of users with both classes); (NaN, 0) when there is none."""
+    return per_user_auc(users, labels, scores).gauc()
+
+
+def per_user_auc(users: ArrayLike, labels: ArrayLike, scores: ArrayLike) -> UserAUC:
+    """Each user's AUC and impressions (ties get half), the terms GAUC weighs.
+
+    Ranks are kept doubled, so each user's rank sum is an exact integer and the
+    one rounding is the final division: the same value as ``auc`` on that
+    user's rows alone. The paired bootstrap (:mod:`din_model.metrics.paired_bootstrap`)
+    resamples these terms.
+    """
     y = as_binary_labels(labels)
     n = y.shape[0]
     s = as_scores(scores, n)
@@ -27,7 +55,7 @@ def gauc(labels: ArrayLike, scores: ArrayLike, users: ArrayLike) -> tuple[float,
     if u.shape[0] != n:
         raise ValueError(f"got {n} labels but {u.shape[0]} user keys")
     if n == 0:
-        return float("nan"), 0
+        return UserAUC(u[:0], np.zeros(0, np.int64), np.zeros(0))
 
     # By user, then by score: a stable sort by user of the score order. Two
     # argsorts beat np.lexsort by about 2x on 1M rows.
@@ -55,9 +83,6 @@ def gauc(labels: ArrayLike, scores: ArrayLike, users: ArrayLike) -> tuple[float,
     n_neg = n_imp - n_pos
 
     counted = (n_pos > 0) & (n_neg > 0)
-    n_users = int(counted.sum())
-    if n_users == 0:
-        return float("nan"), 0
-    n_pos, n_neg, n_imp = n_pos[counted], n_neg[counted], n_imp[counted]
-    user_auc = (rank2_sum[counted] - n_pos * (n_pos + 1)) / (2.0 * n_pos * n_neg)
-    return float(np.dot(n_imp, user_auc) / n_imp.sum()), n_users
+    n_pos, n_neg = n_pos[counted], n_neg[counted]
+    auc = (rank2_sum[counted] - n_pos * (n_pos + 1)) / (2.0 * n_pos * n_neg)
+    return UserAUC(u[user_starts][counted], n_imp[counted], auc)

@@ -11,6 +11,8 @@ reads one layout:
 ``metrics.json``          validation of the chosen epoch, test metrics, history, identities
 ``predictions.parquet``   user_id, label and score of every test sample
 ``attention.json``        Fig. 5 data: activation weights of chosen test samples (DIN only)
+``item_map.parquet``      Fig. 6 data: t-SNE of the most frequent items' embeddings, their
+                          category and one test user's predicted CTR for each (DIN only)
 ``serving/``              what the served model needs to take raw requests: the request
                           schema, vocabularies, item table and raw example rows
 ========================  ==============================================================
@@ -29,6 +31,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.parquet"
 ATTENTION_FILE = "attention.json"
+ITEM_MAP_FILE = "item_map.parquet"
 SERVING_DIR = "serving"
 PREPARE_REPORT = "prepare_report.json"
 
@@ -54,6 +57,10 @@ class RunLayout:
     @property
     def attention(self) -> Path:
         return self.out_dir / ATTENTION_FILE
+
+    @property
+    def item_map(self) -> Path:
+        return self.out_dir / ITEM_MAP_FILE
 
     @property
     def serving(self) -> Path:

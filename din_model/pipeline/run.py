@@ -30,10 +30,12 @@ from din_model.io.atomic import atomic_output_dir, atomic_output_file, write_jso
 from din_model.io.failures import writing
 from din_model.io.output_dir import Claim
 from din_model.pipeline.attention_examples import examples_from_model, write_attention_examples
+from din_model.pipeline.item_map import write_run_item_map
 from din_model.pipeline.layout import SERVING_DIR, RunLayout, source_fingerprint
 from din_model.pipeline.session import EpochCallback, FitResult, TrainingRun, claim_train_output
 from din_model.serving.loading import load_trained_model, model_from_payload
 from din_model.tensors.split import SplitTensors, load_prepared_split
+from din_model.training.batch_rule import settle_batch_size
 from din_model.training.checkpoint import load_checkpoint
 from din_model.training.device import resolve_device
 from din_model.training.evaluate import EvalResult, predictions_frame
@@ -99,6 +101,8 @@ def fit(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     claim = claim_train_output(out_dir, data_dir, force=force)
+    # train.batch_size_rule: auto becomes a number here, before the config is recorded
+    config = settle_batch_size(data_dir, model, config)
     run = TrainingRun(data_dir, out_dir, model, regularizer, config)
     if claim is Claim.REPLACE:
         run.clear_outputs(everything=True)
@@ -198,9 +202,10 @@ def fit_and_score(
     Writes the files of :mod:`din_model.pipeline.layout`: ``metrics.json``
     (validation of the chosen epoch and test AUC, GAUC, LogLoss, GAUC users,
     best epoch, history), ``predictions.parquet`` (user_id, label, score of
-    every test sample), ``attention.json`` (models with an activation unit)
-    and ``serving/`` (what the model needs to take raw requests). Under torchrun
-    (a process group) only rank 0 writes; every rank returns the same metrics.
+    every test sample), ``attention.json`` and ``item_map.parquet`` (models with an
+    activation unit: Fig. 5's examples, Fig. 6's t-SNE) and ``serving/`` (what the
+    model needs to take raw requests). Under torchrun (a process group) only rank 0
+    writes; every rank returns the same metrics.
     ``resume`` and ``force``: see :func:`fit`.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -224,6 +229,8 @@ def fit_and_score(
     test = scored.result
     if distributed.is_main_process():
         _write_scoring_outputs(layout, scored)
+        write_run_item_map(layout.item_map, scored.model, scored.tensors, scored.feature_map,
+                           scored.device, data_dir, result.config["train"])  # fmt: skip
         _copy_serving_tables(data_dir, layout)
     speeds = [r["samples_per_s"] for r in result.history]
     metrics = {

@@ -40,6 +40,7 @@ from din_model.models import build_model
 from din_model.pipeline.layout import (
     ATTENTION_FILE,
     CONFIG_FILE,
+    ITEM_MAP_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     SERVING_DIR,
@@ -166,7 +167,7 @@ class TrainingRun:
         """
         if distributed.is_main_process():
             with writing(self.out_dir):
-                for name in (METRICS_FILE, PREDICTIONS_FILE, ATTENTION_FILE):
+                for name in (METRICS_FILE, PREDICTIONS_FILE, ATTENTION_FILE, ITEM_MAP_FILE):
                     (self.out_dir / name).unlink(missing_ok=True)
                 shutil.rmtree(self.last_path.parent, ignore_errors=True)
                 shutil.rmtree(self.out_dir / SERVING_DIR, ignore_errors=True)

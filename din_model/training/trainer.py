@@ -149,7 +149,7 @@ class Trainer:
             disable=self.progress != "bar",
         )
         log_points = {max(1, round(n_batches * q / 4)) for q in (1, 2, 3)}
-        seen = 0
+        seen = steps = 0
         self._sync()
         start = time.perf_counter()
         if self.graphs is not None:
@@ -172,6 +172,7 @@ class Trainer:
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
+            steps += 1
 
             size = batch["label"].shape[0]
             seen += size
@@ -207,6 +208,8 @@ class Trainer:
             "train_penalty": penalty_sum.item() / max(seen, 1),
             "train_seconds": seconds,
             "samples_per_s": seen / max(seconds, 1e-9),
+            # optimizer steps: what train.batch_size_rule: auto sizes (batch_rule.py)
+            "train_steps": steps,
         }
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

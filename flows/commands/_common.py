@@ -134,8 +134,10 @@ def results_table(summary: dict[str, Any]) -> str:
 
 
 def ui_hint(summary: dict[str, Any]) -> str:
+    from tasks.store import experiment_url
+
     experiment = summary.get("experiment_id")
     url = "http://127.0.0.1:5000"
     if experiment is not None:
-        url += f"/#/experiments/{experiment}/runs/{summary['run_id']}"
+        url = experiment_url(experiment, summary["run_id"])
     return f"Open the MLflow UI:  .venv/bin/din ui   (or: make ui), then {url}"

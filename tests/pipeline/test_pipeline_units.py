@@ -31,7 +31,7 @@ def test_comparison_table_mean_spread_and_relaimpr_per_seed() -> None:
     assert rows["base"]["relaimpr_mean"] == pytest.approx(0.0)
     assert rows["din+mba"]["logloss_std"] == 0.0
     markdown = comparison_markdown(table)
-    assert "| din | mba | 1 | 0.7400 ± 0.0000 |" in markdown
+    assert "| din | mba | 1 | 0.7400 ± n/a |" in markdown  # one seed: no spread
 
 
 def test_comparison_without_base_model_has_no_relaimpr() -> None:
@@ -115,3 +115,43 @@ def test_attention_plot_draws_one_panel_per_example(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="at least one example"):
         attention_plot([], tmp_path / "none.png")
+
+
+def test_attention_figure_shares_one_scale_and_says_the_weights_are_unnormalised() -> None:
+    import matplotlib.pyplot as plt
+
+    from din_model.pipeline.attention_examples import AttentionExample
+    from tasks.plots import attention_figure
+
+    def example(user: int, weights: list[float], softmax: bool = False) -> AttentionExample:
+        return AttentionExample(
+            row=user,
+            user_id=user,
+            label=1,
+            score=0.6,
+            candidate={"item_id": 5, "cate_id": 2},
+            history={"hist_item_id": [3, 4, 6], "hist_cate_id": [2, 1, 2]},
+            targets={"hist_item_id": "item_id", "hist_cate_id": "cate_id"},
+            weights=weights,
+            softmax=softmax,
+        )
+
+    fig = attention_figure(
+        [example(1, [0.2, 0.1, 0.3]), example(2, [2.5, -0.4, 1.0])],
+        names={2: "Sci-Fi"},
+        users={1: "A1", 2: "B2"},
+    )
+    top, bottom = fig.axes
+    assert top.get_ylim() == bottom.get_ylim()  # one scale: the small weights look small
+    low, high = top.get_ylim()
+    assert low < -0.4 and high > 2.5
+    caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "not normalised" in caption and "need not sum to 1" in caption
+    assert "user A1 (1)" in top.get_title() and "'Sci-Fi'" in top.get_title()
+    assert "weights sum to 3.1" in bottom.get_title()
+    plt.close(fig)
+
+    fig = attention_figure([example(1, [0.5, 0.2, 0.3], softmax=True)])
+    caption = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    assert "softmax" in caption and "sums to 1" in caption and "not normalised" not in caption
+    plt.close(fig)

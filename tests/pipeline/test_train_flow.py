@@ -114,6 +114,105 @@ def test_run_metrics_params_and_tags(first_run: dict[str, Any], module_store: st
     assert tags["champion_promoted"] == "true"
 
 
+def test_run_names_say_dataset_source_model_regularizer_and_seed(
+    first_run: dict[str, Any], movielens_copy: Path
+) -> None:
+    """The MLflow run and its Prefect flow run carry the same telling name."""
+    from prefect import get_client
+
+    from tasks.run_names import run_name
+
+    label = movielens_copy.name  # a folder of the owner's files: labelled by its name
+    expected = run_name("movielens", label, "din", "none", 7)
+    run = mlflow_run(first_run["run_id"])
+    assert run.info.run_name == expected
+    assert run.data.tags["source_label"] == label
+    for part in ("movielens", label, "din+none", "seed7"):
+        assert part in expected.split(":"), (part, expected)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(uuid.UUID(first_run["flow_run_id"]))
+    assert flow_run.name == expected
+
+
+def test_the_three_splits_are_the_runs_dataset_inputs(first_run: dict[str, Any]) -> None:
+    """train/valid/test with their context, and the split's prepared fingerprint as digest."""
+    from din_model.data.specs.feature_map import FEATURE_MAP_FILE
+    from din_model.io.fingerprint import fingerprint_files
+
+    prepared = Path(first_run["prepared_dir"])
+    report = json.loads((prepared / "prepare_report.json").read_text())
+    inputs = mlflow_run(first_run["run_id"]).inputs.dataset_inputs
+    found = {i.dataset.name: i for i in inputs}
+    assert sorted(found) == ["movielens-test", "movielens-train", "movielens-valid"]
+    for split, context in (("train", "training"), ("valid", "validation"), ("test", "testing")):
+        entry = found[f"movielens-{split}"]
+        assert {t.key: t.value for t in entry.tags} == {"mlflow.data.context": context}
+        # the same files and formula training records as its prepared fingerprint
+        fingerprint = fingerprint_files(
+            [prepared / FEATURE_MAP_FILE, prepared / f"{split}.parquet"], root=prepared
+        )
+        dataset = entry.dataset
+        assert dataset.digest == fingerprint.removeprefix("sha256:")[:12]
+        profile = json.loads(dataset.profile)
+        assert profile["split_fingerprint"] == fingerprint
+        assert profile["data_fingerprint"] == first_run["data_fingerprint"]
+        assert profile["num_rows"] == report["samples"][split]
+        assert json.loads(dataset.source) == {"uri": (prepared / f"{split}.parquet").as_uri()}
+        columns = [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]]
+        assert columns == pl.read_parquet_schema(prepared / f"{split}.parquet").names()
+
+
+def test_experiments_are_marked_model_training_new_and_existing(
+    first_run: dict[str, Any],
+) -> None:
+    from mlflow import MlflowClient
+
+    from tasks.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ensure_experiment
+
+    client = MlflowClient()
+    created = client.get_experiment(mlflow_run(first_run["run_id"]).info.experiment_id)
+    assert created.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND == "custom_model_development"
+    # an experiment made before this tag existed (or flipped to GenAI) is marked on next use
+    dataset = f"probe-{uuid.uuid4().hex[:8]}"
+    old = client.create_experiment(
+        f"din-{dataset}", tags={EXPERIMENT_KIND_TAG: "genai_development"}
+    )
+    assert ensure_experiment(dataset) == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    untagged = client.create_experiment(f"din-{dataset}-untagged")
+    assert ensure_experiment(f"{dataset}-untagged") == untagged
+    assert client.get_experiment(untagged).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def test_registered_model_and_each_version_are_described(
+    first_run: dict[str, Any], worse_run: dict[str, Any], movielens_copy: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    from tasks.registry import README_SERVING
+
+    client = MlflowClient()
+    model = client.get_registered_model("din-movielens").description
+    assert "models:/din-movielens@champion" in model
+    assert README_SERVING in model
+    for column in ("age", "gender", "occupation", "item_id", "timestamp", "history_item_id"):
+        assert f"- `{column}`:" in model, (column, model)
+    assert "- `user_id`: optional" in model  # in the example rows, not a model input
+
+    for summary in (first_run, worse_run):
+        version = client.get_model_version("din-movielens", summary["registry"]["version"])
+        text = version.description
+        for part in (
+            "`din` with regulariser `none`",
+            f"`movielens` data `{movielens_copy.name}`",
+            f"`{summary['data_fingerprint']}`",
+            f"Validation GAUC {summary['valid']['gauc']:.4f}",
+            f"test GAUC {summary['test']['gauc']:.4f}",
+            f"Run `{summary['run_id']}`",
+        ):
+            assert part in text, (part, text)
+
+
 def test_flow_run_is_recorded_in_prefect(first_run: dict[str, Any]) -> None:
     from prefect import get_client
 
@@ -149,6 +248,9 @@ def test_run_artifacts(first_run: dict[str, Any]) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     config = Path(MlflowClient().download_artifacts(run_id, "config.yaml")).read_text()
     assert "embedding_dim: 8" in config
+    # the config as trained is the run folder's own file, rules resolved at fit time
+    trained = Path(MlflowClient().download_artifacts(run_id, "trained/config.yaml"))
+    assert trained.read_text() == (Path(first_run["run_dir"]) / "config.yaml").read_text()
 
 
 #: Parity bound between the run's test scores and the served model's: the same float32

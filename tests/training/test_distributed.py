@@ -300,6 +300,7 @@ def test_two_processes_match_one_on_movielens(movielens_20: Path, tmp_path: Path
         "attention.json",  # the run layout of din_model/pipeline/layout.py, written by rank 0
         "checkpoints",
         "config.yaml",
+        "item_map.parquet",  # Fig. 6's t-SNE of the item embeddings (DIN models), rank 0 too
         "metrics.json",
         "predictions.parquet",
         "serving",  # the raw-request tables of the prepared folder, for the served model
