@@ -23,7 +23,7 @@ from flows.steps import run_data_steps, run_training_steps
 from tasks import run_names
 from tasks.allowed_paths import guard_deployment_paths
 from tasks.config import check_choice, resolve_run_config
-from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
+from tasks.data import DEFAULT_SYNTHETIC_SCALE, SourceSpec, resolve_source
 from tasks.git_info import git_info
 from tasks.paths import work_root
 from tasks.reproduce import DataChanged
@@ -81,6 +81,23 @@ def flow_run_name() -> str:
     return run_names.run_name(
         dataset, label, str(params["model"]), str(params["regularizer"]), params["seed"]
     )
+
+
+def run_tags(
+    dataset: str, model: str, regularizer: str, seed: int, spec: SourceSpec
+) -> dict[str, Any]:
+    """The tags every training-like run carries (din-train, din-tune): what, on which data, code."""
+    return {
+        "dataset": dataset,
+        "model": model,
+        "regularizer": regularizer,
+        "seed": seed,
+        "source": spec.path,
+        "source_fingerprint": spec.fingerprint,
+        "data_source": "synthetic" if spec.synthetic else "real",
+        "prefect_flow_run_id": flow_run_id(),
+        **git_info().as_tags(),
+    }
 
 
 def flow_run_id() -> str:
@@ -143,17 +160,7 @@ def din_train(
             f"expected {expected_fingerprint}"
         )
 
-    tags = {
-        "dataset": dataset,
-        "model": model,
-        "regularizer": regularizer,
-        "seed": seed,
-        "source": spec.path,
-        "source_fingerprint": spec.fingerprint,
-        "data_source": "synthetic" if spec.synthetic else "real",
-        "prefect_flow_run_id": flow_run_id(),
-        **git_info().as_tags(),
-    }
+    tags = run_tags(dataset, model, regularizer, seed, spec)
     if spec.synth:
         tags["synthetic_scale"] = spec.synth["scale"]
         tags["synthetic_seed"] = spec.synth["seed"]

@@ -36,7 +36,7 @@ from din_model.tuning.space import SPACES_DIR, load_space, space_path
 from din_model.tuning.study import finished_trials, study_name, target_trials
 from flows.steps import run_data_steps, run_training_steps
 from flows.task_runners import make_task_runner
-from flows.train_flow import DEFAULT_SEED, flow_run_id
+from flows.train_flow import DEFAULT_SEED, run_tags
 from tasks.allowed_paths import (
     allowed_work_root,
     check_inside,
@@ -46,7 +46,6 @@ from tasks.allowed_paths import (
 )
 from tasks.config import check_choice, resolve_run_config
 from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
-from tasks.git_info import git_info
 from tasks.paths import work_root
 from tasks.run_lifecycle import tracked_run
 from tasks.run_logging import log_inputs, tag_run
@@ -141,17 +140,9 @@ def din_tune(
     )
     storage = storage_url(work)
     base_tags = {
-        "dataset": dataset,
-        "model": model,
-        "regularizer": regularizer,
-        "seed": seed,
-        "source": spec.path,
-        "source_fingerprint": spec.fingerprint,
-        "data_source": "synthetic" if spec.synthetic else "real",
-        "prefect_flow_run_id": flow_run_id(),
+        **run_tags(dataset, model, regularizer, seed, spec),
         "optuna.study_name": name,
         "tune.space": search.name,
-        **git_info().as_tags(),
     }
     parent_tags = {**base_tags, "tuning": "true", "optuna.storage": storage}
     parent_name = f"tune-{model}{'' if regularizer == 'none' else '+' + regularizer}-{search.name}"
