@@ -12,10 +12,13 @@ executes their runs, whether triggered by the cron schedule or by
 fire on a real Prefect server (not the temporary one of an in-process run).
 
 The default schedule is daily at 03:00 (server time zone UTC unless
-``DIN_RETRAIN_TIMEZONE`` says otherwise); ``DIN_RETRAIN_CRON`` or
-``din serve --cron`` change it. Each scheduled run retrains on the dataset's
-default source and registers a new model version, which becomes the champion
-only if it validates better (see :mod:`tasks.registry`).
+``DIN_RETRAIN_TIMEZONE`` says otherwise); ``DIN_RETRAIN_CRON``, ``din serve
+--cron`` or ``cron:`` in a deployments file change it. Each scheduled run
+retrains on the deployment's source and parameters, set per dataset with
+``din serve --source DATASET=PATH --param DATASET.NAME=VALUE`` or a deployments
+file (:func:`load_deployments_file`); the names are din-train's parameters,
+which are the CLI's (``regularizer`` is ``--regularizer``). Scheduled runs
+skip unchanged data (``skip_unchanged: true``) and register nothing then.
 
 Anyone who can reach the Prefect API can trigger a run with any parameters,
 so a deployment run accepts ``source``, ``work_dir`` and ``config_file`` only
@@ -28,8 +31,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from din_model.errors import ConfigError
 from din_model.registry import dataset_entry, dataset_names
 
 DEFAULT_CRON = "0 3 * * *"
@@ -39,12 +44,158 @@ TIMEZONE_ENV = "DIN_RETRAIN_TIMEZONE"
 # Parameters of every deployment, unless the dataset's spec overrides them
 # (`deployment:`, see din_model/registry/datasets.py); any of them can be changed
 # per run with -p.
-COMMON_PARAMETERS: dict[str, Any] = {"source": "auto", "model": "din", "regularizer": "none"}
+COMMON_PARAMETERS: dict[str, Any] = {
+    "source": "auto",
+    "model": "din",
+    "regularizer": "none",
+    # a scheduled retrain on the same data with the same seed reproduces the same model
+    "skip_unchanged": True,
+}
+# parameters that are paths: made absolute when given on the command line or in a file
+PATH_PARAMETERS = ("source", "work_dir", "config_file")
+FILE_KEYS = ("deployments", "cron")
+# the CLI's short spellings, accepted as parameter names too
+ALIASES = {"reg": "regularizer"}
 
 
 def deployment_parameters(dataset: str) -> dict[str, Any]:
     """The default parameters of ``din-train/<dataset>`` (ConfigError for an unknown dataset)."""
     return {"dataset": dataset, **COMMON_PARAMETERS, **dataset_entry(dataset).deployment}
+
+
+def train_parameter_names() -> tuple[str, ...]:
+    """The parameters of the din-train flow, in signature order: the names a deployment accepts."""
+    import inspect
+
+    from flows.train_flow import din_train
+
+    return tuple(inspect.signature(din_train.fn).parameters)
+
+
+def _check_dataset(dataset: str, where: str) -> None:
+    if dataset not in dataset_names():
+        raise ConfigError(
+            f"{where}: unknown dataset '{dataset}' (expected one of {', '.join(dataset_names())})"
+        )
+
+
+def _check_name(name: str, where: str) -> str:
+    """The canonical din-train parameter for ``name`` (``reg`` -> ``regularizer``)."""
+    name = ALIASES.get(name, name)
+    names = train_parameter_names()
+    if name not in names or name == "dataset":
+        allowed = ", ".join(n for n in names if n != "dataset")
+        raise ConfigError(
+            f"{where}: '{name}' is not a din-train parameter (expected one of {allowed})"
+        )
+    return name
+
+
+def _absolute(name: str, value: Any, base: Path) -> Any:
+    """A path parameter made absolute against ``base``; keywords and presets stay as they are."""
+    if name not in PATH_PARAMETERS or not isinstance(value, str):
+        return value
+    if name == "source" and value in ("auto", "synthetic"):
+        return value
+    if name == "config_file" and "/" not in value and not Path(value).suffix:
+        return value  # a preset name (paper, ...)
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _split(flag: str, value: str, separator: str, shape: str) -> tuple[str, str]:
+    head, found, tail = value.partition(separator)
+    if not found or not head or not tail:
+        raise ConfigError(f"{flag} {value!r}: expected {shape}")
+    return head, tail
+
+
+def parse_source_flags(values: Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    """``--source DATASET=PATH`` (repeatable) -> ``{dataset: {"source": absolute path}}``."""
+    parameters: dict[str, dict[str, Any]] = {}
+    for value in values or ():
+        dataset, path = _split("--source", value, "=", "DATASET=PATH (e.g. movielens=data/ml-100k)")
+        _check_dataset(dataset, f"--source {value}")
+        parameters.setdefault(dataset, {})["source"] = _absolute("source", path, Path.cwd())
+    return parameters
+
+
+def parse_param_flags(values: Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    """``--param DATASET.NAME=VALUE`` (repeatable) -> ``{dataset: {name: value}}``.
+
+    Values are YAML scalars read with ``yaml.safe_load`` (``true``, ``8``, ``0.01``,
+    ``null``, ``[a, b]``; anything else stays a string); nothing is ever executed.
+    """
+    import yaml
+
+    parameters: dict[str, dict[str, Any]] = {}
+    for value in values or ():
+        shape = "DATASET.NAME=VALUE (e.g. movielens.window=8w)"
+        target, text = _split("--param", value, "=", shape)
+        dataset, name = _split("--param", target, ".", shape)
+        _check_dataset(dataset, f"--param {value}")
+        name = _check_name(name, f"--param {value}")
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(
+                f"--param {value}: the value is not a YAML scalar ({problem})"
+            ) from exc
+        parameters.setdefault(dataset, {})[name] = _absolute(name, parsed, Path.cwd())
+    return parameters
+
+
+def load_deployments_file(path: str | Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """A deployments file -> (parameters per dataset, cron or None).
+
+    Layout (relative paths are relative to the file's folder)::
+
+        cron: "0 3 * * 1"          # optional
+        deployments:
+          movielens: {source: ../data/ml-100k, window: 8w, warm_start: true}
+          amazon: {source: /data/amazon/2018-magazine-subscriptions}
+    """
+    from din_model.registry.files import load_mapping
+
+    path = Path(path)
+    payload = load_mapping(path, "a mapping with deployments: and optional cron:")
+    for key in payload:
+        if key not in FILE_KEYS:
+            raise ConfigError(f"{path}: unknown key '{key}' (expected {', '.join(FILE_KEYS)})")
+    cron = payload.get("cron")
+    if cron is not None and not isinstance(cron, str):
+        raise ConfigError(f"{path}: cron: expected a cron string such as '0 3 * * *'")
+    entries = payload.get("deployments") or {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{path}: deployments: expected a mapping of dataset -> parameters")
+    base = path.resolve().parent
+    parameters: dict[str, dict[str, Any]] = {}
+    for dataset, values in entries.items():
+        where = f"{path}: deployments.{dataset}"
+        _check_dataset(str(dataset), f"{path}: deployments")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected a mapping of din-train parameters")
+        checked = {_check_name(str(n), f"{where}.{n}"): v for n, v in values.items()}
+        parameters[str(dataset)] = {n: _absolute(n, v, base) for n, v in checked.items()}
+    return parameters, cron
+
+
+def merge_parameters(
+    *layers: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """Per-dataset parameters, later layers winning key by key (file, then flags)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for dataset, values in layer.items():
+            merged.setdefault(dataset, {}).update(values)
+    return merged
+
+
+def effective_parameters(
+    dataset: str, parameters: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What ``din-train/<dataset>`` will run with: its defaults, then the given overrides."""
+    return {**deployment_parameters(dataset), **(parameters or {}).get(dataset, {})}
 
 
 def retrain_cron(cron: str | None = None) -> str:
@@ -71,8 +222,7 @@ def build_deployments(
     datasets = None if datasets is None else list(datasets)  # iterated twice
     deployments = []
     for dataset in dataset_names() if datasets is None else datasets:
-        params = deployment_parameters(dataset)
-        params.update((parameters or {}).get(dataset, {}))
+        params = effective_parameters(dataset, parameters)
         deployments.append(
             din_train.to_deployment(
                 name=dataset,

@@ -11,7 +11,17 @@ own environment wins):
   2 cores, past Prefect's default of 20 s.
 - ``PREFECT_LOGGING_EXTRA_LOGGERS=din_model,tasks``: the library's own log
   lines (epochs, counts) reach the Prefect run logs, not only the console.
+  Prefect only gives those loggers its API handler, not a level, so they
+  would still drop INFO (the root logger's level is WARNING):
+  :func:`install_run_logging`, called at the start of a flow run, sets it.
 - ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false``: no progress bars in logs.
+
+A run that fails on the user's input (a :class:`din_model.errors.DinError`:
+a missing source, a bad parameter) is logged by Prefect with the whole
+traceback ("Encountered exception during execution" and again by the
+engine); :class:`OneLineUserErrors`, installed on Prefect's handlers by
+:func:`install_run_logging`, turns those records into one line
+``DataError: <message>``. Other exceptions keep their traceback.
 
 The health check uses the standard library so that ``din serve`` can say
 "no server" without importing Prefect.
@@ -25,6 +35,7 @@ the flow is torn down, sends SIGTERM again to the handler installed here.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -42,6 +53,10 @@ PREFECT_DEFAULTS = {
     # MLflow draws a progress bar for every artifact it downloads while logging a model
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+RUN_LOGGERS = ("din_model", "tasks")
+# loggers whose handlers see Prefect's failure records (flow and task engines, the engine
+# process's own logger); the filter on a handler rewrites the record for every later one
+FAILURE_LOGGERS = ("", "prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 
@@ -58,6 +73,69 @@ def apply_prefect_defaults() -> None:
     home = os.environ.get("PREFECT_HOME")
     if home:
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)
+
+
+def _user_error(exc_info: object) -> BaseException | None:
+    """The exception of a record when it is the user's to fix (as the ``din`` CLI judges it)."""
+    from din_model.cli._main import is_user_error
+
+    exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) > 1 else None
+    return exc if isinstance(exc, BaseException) and is_user_error(exc) else None
+
+
+class OneLineUserErrors(logging.Filter):
+    """Log a user's error (a :class:`~din_model.errors.DinError`, a missing file) as one line.
+
+    The ``din`` CLI hides these tracebacks in its own process
+    (:class:`din_model.cli._main.HideUserErrorTracebacks`); a served or worker
+    flow run runs in Prefect's engine process, where this filter does it.
+
+    The record keeps its level and logger; its message becomes
+    ``<Prefect's message up to the exception>: <ErrorType>: <message>``, e.g.
+    ``Encountered exception during execution: DataError: data/raw/movielens: expected ...``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = _user_error(record.exc_info)
+        if exc is None:
+            return True
+        message = record.getMessage()
+        shown = f"{type(exc).__name__}: {exc}"
+        for form in (repr(exc), str(exc)):
+            if form and form in message:
+                message = message.replace(form, shown)
+                break
+        else:
+            message = f"{message.rstrip(': ')}: {shown}"
+        record.msg, record.args = message, None
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def install_run_logging(level: int = logging.INFO) -> None:
+    """Make a flow run's log show the library's progress and users' errors in one line.
+
+    Call it at the start of a flow (it is idempotent and cheap): it runs in the
+    flow run's own process however that was started (``din run``, ``din serve``,
+    a ``prefect worker``), after Prefect has configured logging there.
+
+    - ``din_model`` and ``tasks`` get ``level`` (where they have none) and
+      Prefect's API handler (where ``PREFECT_LOGGING_EXTRA_LOGGERS`` did not
+      already add it), so epoch lines reach the run's logs in the Prefect UI;
+    - every handler of Prefect's loggers gets :class:`OneLineUserErrors`.
+    """
+    from prefect.logging.handlers import APILogHandler
+
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:  # a level the user chose stays
+            logger.setLevel(level)
+        if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+            logger.addHandler(APILogHandler())
+    for name in FAILURE_LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, OneLineUserErrors) for f in handler.filters):
+                handler.addFilter(OneLineUserErrors())
 
 
 def _exit_on_signal(number: int, frame: object) -> None:

@@ -92,6 +92,23 @@ def _log_tail(path: Path, chars: int = 2000) -> str:
         return ""
 
 
+UI_API_URL_ENV = ("PREFECT_SERVER_UI_API_URL", "PREFECT_UI_API_URL")
+
+
+def server_environment(url: str) -> dict[str, str]:
+    """The environment of ``prefect server start`` for the API at ``url``.
+
+    Without ``PREFECT_API_URL`` its UI would assume port 4200 ("Can't connect
+    to Server API" on any other port), so the UI's API URL is set to ``url``,
+    unless the user's environment sets it (e.g. behind a proxy).
+    """
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    if not any(env.get(name) for name in UI_API_URL_ENV):
+        env[UI_API_URL_ENV[0]] = url
+    return env
+
+
 @contextmanager
 def local_server(
     configured_url: str | None, port: int, startup_timeout: float = 120.0
@@ -108,8 +125,7 @@ def local_server(
         yield url
         return
     command = [prefect_executable(), "server", "start", "--host", DEFAULT_HOST, "--port", str(port)]
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
+    env = server_environment(url)
     log_path, log_fd = private_log_file()
     print(f"Starting a Prefect server on {url} (log: {log_path}) ...")
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger
 from prefect.states import State
@@ -26,6 +26,10 @@ from tasks.data import (
 )
 from tasks.run_logging import log_datasets, log_results, register_model
 from tasks.training import fit_and_score
+
+if TYPE_CHECKING:
+    from din_model.training.warm_start import WarmStartSource
+    from tasks.challenge import Challenge
 
 
 @dataclass
@@ -83,11 +87,19 @@ def run_data_steps(
     max_len: int | None = None,
     on_bad_lines: str = "error",
     refresh: bool = False,
+    canonical: str | None = None,
 ) -> DataOutcome:
-    """The prepared folder for ``source``; ``refresh`` re-executes cached steps."""
-    canonical, ingest_cached = _run_cached(
-        ingest_source, "canonical.json", refresh, source, str(work), on_bad_lines=on_bad_lines
-    )
+    """The prepared folder for ``source``; ``refresh`` re-executes cached steps.
+
+    ``canonical``: canonical tables already assembled (an arriving source's training
+    arrivals, :mod:`tasks.arrivals`); the ingest step is then skipped.
+    """
+    if canonical is None:
+        canonical, ingest_cached = _run_cached(
+            ingest_source, "canonical.json", refresh, source, str(work), on_bad_lines=on_bad_lines
+        )
+    else:
+        ingest_cached = True  # parsed per arrival, each cached on its own
     canonical_validation = validate_canonical_tables(canonical)
     prepared, prepare_cached = _run_cached(
         prepare_samples,
@@ -127,6 +139,10 @@ def run_training_steps(
     seed: int,
     register: bool = True,
     log_model: bool = True,
+    *,
+    warm_start: WarmStartSource | None = None,
+    challenge: Challenge | None = None,
+    registered_name: str | None = None,
 ) -> dict[str, Any]:
     """Log the data inputs, fit and score, log the output layout.
 
@@ -136,9 +152,11 @@ def run_training_steps(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_datasets(run_id, dataset, data.prepared, data.data_fingerprint)
-    layout = fit_and_score(data.prepared, str(run_dir), model, regularizer, config, run_id)
+    layout = fit_and_score(
+        data.prepared, str(run_dir), model, regularizer, config, run_id, warm_start=warm_start
+    )
     log_results(run_id, data.prepared, layout, seed)
     outcome: dict[str, Any] = {}
     if log_model:
-        outcome = register_model(run_id, dataset, layout, register)
+        outcome = register_model(run_id, dataset, layout, register, challenge, registered_name)
     return {**layout.read_metrics(), "registry": outcome}

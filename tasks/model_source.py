@@ -49,7 +49,7 @@ def _model_error(model: str, exc: Exception) -> ConfigError:
     return ConfigError(f"model {model!r}: {message.strip().splitlines()[0]}")
 
 
-def _open_store() -> None:
+def open_store() -> None:
     """Point MLflow at the store; a sqlite store that does not exist is a clear stop."""
     uri = tracking_uri()
     db = sqlite_path(uri)
@@ -66,7 +66,7 @@ def resolve_model(model: str) -> ResolvedModel:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    _open_store()
+    open_store()
     client = MlflowClient()
     model = model.strip()
     try:

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from din_model.pipeline.layout import RunLayout
 from tasks import tracking
+from tasks.challenge import Challenge
 from tasks.comparison import CellResult
 from tasks.data import SourceSpec
 
@@ -258,23 +259,47 @@ def log_results(run_id: str, prepared: str, layout: RunLayout, seed: int) -> dic
 
 @task(name="register-model", cache_policy=NO_CACHE)
 def register_model(
-    run_id: str, dataset: str, layout: RunLayout, register: bool = True
+    run_id: str,
+    dataset: str,
+    layout: RunLayout,
+    register: bool = True,
+    challenge: Challenge | None = None,
+    registered_name: str | None = None,
 ) -> dict[str, Any]:
-    """Log the pyfunc model; register it as ``din-<dataset>`` and apply the champion rule."""
+    """Log the pyfunc model; register it and judge it against the champion.
+
+    The version is registered as ``registered_name`` (default ``din-<dataset>``);
+    :func:`tasks.champion.judge_and_promote` tags it with its data's family and origin,
+    scores it and the champion on ``challenge``'s slice and moves the alias only if
+    the promotion rule says so.
+    """
+    from din_model.pipeline.promotion import ModelIdentity, load_policy
+    from tasks.champion import judge_and_promote
     from tasks.model_logging import log_pyfunc_model
-    from tasks.registry import promote_if_better, registered_model_name
+    from tasks.registry import registered_model_name
 
     logger = get_run_logger()
-    name = registered_model_name(dataset) if register else None
+    name = (registered_name or registered_model_name(dataset)) if register else None
     info = log_pyfunc_model(run_id, layout.best_checkpoint, layout.serving, name)
     outcome: dict[str, Any] = {"model_uri": info.model_uri, "registered_model": name}
     if name is None:
         return outcome
+    if challenge is None:
+        raise ValueError("a registered model needs the challenge it is judged on")
     version = str(info.registered_model_version)
-    valid_gauc = float(layout.read_metrics()["valid"].get("gauc", float("nan")))
-    decision = promote_if_better(name, version, valid_gauc, run_id)
-    logger.info("%s v%s: %s", name, version, decision.reason)
-    outcome.update(version=version, promoted=decision.promoted, decision=decision.reason)
+    identity = ModelIdentity(version, challenge.family, challenge.synthetic)
+    judged = judge_and_promote(
+        name,
+        version,
+        run_id,
+        challenge.slice_frame(),
+        challenge.slice_label,
+        identity,
+        load_policy(challenge.policy),
+    )
+    logger.info("%s v%s: %s", name, version, judged["decision"])
+    outcome.update(judged)
+    outcome.update(version=version)
     return outcome
 
 

@@ -7,6 +7,11 @@ A run table full of ``din-seed2024`` says nothing; the name of an MLflow run
     movielens:ml-100k:din+none:seed7
     amazon:synthetic-x0.05:din+none:seed2024
 
+A scheduled or replayed run adds how it was started and the day
+(:func:`current_trigger`)::
+
+    movielens:ml-100k:din+none:seed2024:schedule:2026-05-04
+
 Parts are joined by ``:``: the MLflow run table and the Prefect UI show the
 whole name, it sorts by dataset then source, and it avoids the characters
 Prefect bans in names (``/ % & < >``) and quotes (which would break an MLflow
@@ -29,6 +34,7 @@ invalid or endless run name.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.data import SourceSpec, _has_files
@@ -36,6 +42,7 @@ from tasks.paths import raw_dir
 
 SEPARATOR = ":"
 RAW_LABEL = "raw"
+TRIGGERS = ("manual", "schedule", "replay")
 MAX_LABEL = 60
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -87,11 +94,42 @@ def planned_source_label(
 
 
 def run_name(
-    dataset: str | None, source_label: str | None, model: str, regularizer: str, seed: int
+    dataset: str | None,
+    source_label: str | None,
+    model: str,
+    regularizer: str,
+    seed: int,
+    *,
+    trigger: str | None = None,
+    date: str | None = None,
 ) -> str:
-    """``<dataset>:<source>:<model>+<regulariser>:seed<seed>``; parts given as None are left out.
+    """``<dataset>:<source>:<model>+<regulariser>:seed<seed>[:<trigger>][:<date>]``.
 
-    Valid as an MLflow run name and a Prefect flow run name (no ``/ % & < >``, no quotes).
+    Parts given as None are left out, so the five-argument form names runs as
+    before. Valid as an MLflow run name and a Prefect flow run name (no
+    ``/ % & < >``, no quotes).
     """
-    parts = [dataset, source_label, f"{model}+{regularizer}", f"seed{seed}"]
+    parts = [dataset, source_label, f"{model}+{regularizer}", f"seed{seed}", trigger, date]
     return SEPARATOR.join(_clean(str(part)) for part in parts if part is not None)
+
+
+def today() -> str:
+    """The UTC day, ``YYYY-MM-DD``: the ``date`` part of a run name."""
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def current_trigger(explicit: str | None = None) -> str:
+    """How the current flow run was started: ``explicit``, else ``schedule`` or ``manual``.
+
+    ``schedule`` when Prefect created the flow run from a deployment's schedule
+    (``FlowRun.auto_scheduled``); anything else (``din run``, ``prefect
+    deployment run``, a run outside Prefect) is ``manual``. ``din replay``
+    passes ``replay`` explicitly. An explicit value is cleaned like every name part.
+    """
+    if explicit:
+        return _clean(explicit)
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow_run = getattr(context, "flow_run", None)
+    return "schedule" if getattr(flow_run, "auto_scheduled", False) else "manual"

@@ -10,13 +10,16 @@ the logging steps read it and rebuild nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from din_model.pipeline.layout import RunLayout
 from tasks.tracking import log_epoch
+
+if TYPE_CHECKING:
+    from din_model.training.warm_start import WarmStartSource
 
 
 @task(name="fit-and-score", cache_policy=NO_CACHE, persist_result=False)
@@ -27,14 +30,20 @@ def fit_and_score(
     regularizer: str,
     config: dict[str, Any],
     run_id: str | None = None,
+    warm_start: WarmStartSource | None = None,
 ) -> RunLayout:
-    """Fit ``model`` on the prepared folder, choose the epoch on validation, score test once."""
+    """Fit ``model`` on the prepared folder, choose the epoch on validation, score test once.
+
+    ``warm_start``: start from the champion's weights for the ids both vocabularies share
+    (:mod:`din_model.training.warm_start`).
+    """
     from din_model.pipeline import fit_and_score as run_fit_and_score
 
     logger = get_run_logger()
 
     def on_epoch_end(record: dict[str, Any]) -> None:
-        logger.debug(
+        # INFO: the epoch lines are a served run's progress in the Prefect UI
+        logger.info(
             "epoch %s: train_loss %.4f, valid AUC %.4f, GAUC %.4f, LogLoss %.4f",
             record.get("epoch"),
             record.get("train_loss", float("nan")),
@@ -53,6 +62,7 @@ def fit_and_score(
         config=config,
         on_epoch_end=on_epoch_end,
         resume=False,  # every flow run trains from scratch in its own folder
+        warm_start_from=warm_start,
     )
     test = result.test.metrics
     logger.info(

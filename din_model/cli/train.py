@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, metavar="|".join(model_names()), help="model to train"
     )
     parser.add_argument(
+        "--regularizer",
         "--reg",
+        dest="reg",
         default=None,
         metavar="|".join(REGULARIZER_NAMES),
         help="regulariser (default: the config's regularizer.name, none)",

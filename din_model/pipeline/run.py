@@ -39,6 +39,7 @@ from din_model.training.batch_rule import settle_batch_size
 from din_model.training.checkpoint import load_checkpoint
 from din_model.training.device import resolve_device
 from din_model.training.evaluate import EvalResult, predictions_frame
+from din_model.training.warm_start import WarmStartSource
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def fit(
     on_epoch_end: EpochCallback | None = None,
     resume: bool = True,
     force: bool = False,
+    warm_start_from: WarmStartSource | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data_dir``'s train split, choosing the epoch on valid.
 
@@ -98,12 +100,18 @@ def fit(
     ``out_dir`` must be new, empty or our own ``din train`` output: an
     unfinished one resumes, a finished one (with ``metrics.json``) is replaced
     only with ``force``, any other folder (or the data folder) is refused.
+
+    ``warm_start_from`` (a champion) starts the model from its weights, matched by raw
+    value (:mod:`din_model.training.warm_start`), before epoch 1; a resumed run continues
+    from its checkpoint instead, where the warm start already is.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     claim = claim_train_output(out_dir, data_dir, force=force)
     # train.batch_size_rule: auto becomes a number here, before the config is recorded
     config = settle_batch_size(data_dir, model, config)
-    run = TrainingRun(data_dir, out_dir, model, regularizer, config)
+    run = TrainingRun(
+        data_dir, out_dir, model, regularizer, config, warm_start_from=warm_start_from
+    )
     if claim is Claim.REPLACE:
         run.clear_outputs(everything=True)
     elif not resume:
@@ -196,6 +204,7 @@ def fit_and_score(
     on_epoch_end: EpochCallback | None = None,
     resume: bool = True,
     force: bool = False,
+    warm_start_from: WarmStartSource | None = None,
 ) -> TrainResult:
     """Fit, score test ONCE with the best-on-validation checkpoint, write the layout.
 
@@ -206,7 +215,8 @@ def fit_and_score(
     activation unit: Fig. 5's examples, Fig. 6's t-SNE) and ``serving/`` (what the
     model needs to take raw requests). Under torchrun (a process group) only rank 0
     writes; every rank returns the same metrics.
-    ``resume`` and ``force``: see :func:`fit`.
+    ``resume``, ``force`` and ``warm_start_from``: see :func:`fit`; a warm start's
+    report is ``metrics.json``'s ``warm_start``.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not (data_dir / "test.parquet").is_file():
@@ -222,6 +232,7 @@ def fit_and_score(
         on_epoch_end=on_epoch_end,
         resume=resume,
         force=force,
+        warm_start_from=warm_start_from,
     )
     layout = RunLayout(out_dir)
     device = result.config["train"]["device"]
@@ -250,6 +261,8 @@ def fit_and_score(
         "data_fingerprint": source_fingerprint(data_dir),
         "checkpoint": str(result.best_checkpoint),
     }
+    if result.warm_start is not None:
+        metrics["warm_start"] = result.warm_start
     group = distributed.describe()
     if group is not None:
         metrics["distributed"] = group

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from din_model.config import config_hash, dump_config, resolve_config
+from din_model.data.encoding.vocabulary import VOCAB_DIR
 from din_model.data.specs.feature_map import FEATURE_MAP_FILE, FeatureMap
 from din_model.distributed import group as distributed
 from din_model.distributed.trainer import make_trainer
@@ -57,6 +58,7 @@ from din_model.training.seed import (
     seed_everything,
 )
 from din_model.training.trainer import MONITORS, TrainingState, is_improvement
+from din_model.training.warm_start import WarmStartSource, warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class FitResult:
     stopped_early: bool
     resumed_from_epoch: int | None
     prepared_fingerprint: str
+    warm_start: dict[str, Any] | None = None  # WarmStartReport.as_dict() of a warm-started run
 
 
 def prepared_fingerprint(data_dir: Path, splits: tuple[str, ...]) -> str:
@@ -125,8 +128,13 @@ class TrainingRun:
         model: str,
         regularizer: str | None,
         config: dict[str, Any] | None,
+        *,
+        warm_start_from: WarmStartSource | None = None,
     ) -> None:
         self.data_dir, self.out_dir, self.model_name = data_dir, out_dir, model
+        # applied by run() before epoch 1 of a run that did not restore a checkpoint
+        self.warm_start_from = warm_start_from
+        self.warm_start: dict[str, Any] | None = None
         self.feature_map = FeatureMap.load(data_dir / FEATURE_MAP_FILE)
         self.config = resolve_config(model, self.feature_map.dataset, layers=[config])
         if regularizer is not None:
@@ -190,6 +198,10 @@ class TrainingRun:
             f"din train --model {self.model_name} --reg {self.regularizer_name} "
             f"--data {self.data_dir}\nconfig hash {self.config_hash}"
         )
+        warm_from = self._warm_start_checkpoint()
+        if warm_from is not None:
+            # a comment, not a config key: see _warm_start_checkpoint
+            header += f"\nwarm start: {warm_from} (not part of the config hash)"
         with writing(self.out_dir):
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if not (self.out_dir / MARKER).is_file():
@@ -206,7 +218,31 @@ class TrainingRun:
             "config_hash": self.config_hash,
             "feature_map": self.feature_map.to_dict(),
             "prepared_fingerprint": self.fingerprint,
+            "warm_start": self.warm_start,
         }
+
+    def _warm_start_checkpoint(self) -> str | None:
+        """The champion checkpoint this run started from (to be), or None for a cold start.
+
+        Recorded in config.yaml's header, in both checkpoints and in metrics.json, but not
+        as a config key: the config hash decides whether a checkpoint may be resumed, and
+        a champion's path is where a flow happened to download it (another temporary folder
+        on every attempt), so a resumed retrain would be refused; and ``din rerun`` reads
+        config.yaml back, where an unknown ``train`` key is a ConfigError.
+        """
+        if self.warm_start is not None:
+            return str(self.warm_start["checkpoint"])
+        if self.warm_start_from is not None and self.resumed_from is None:
+            return str(self.warm_start_from.checkpoint)
+        return None
+
+    def apply_warm_start(self) -> None:
+        """Start from the champion's weights: once, before epoch 1, never over a restored run."""
+        if self.warm_start_from is None or self.resumed_from is not None or self.state.epoch:
+            return
+        report = warm_start(self.net, self.feature_map, self.warm_start_from,
+                            vocab_dir=self.data_dir / VOCAB_DIR)  # fmt: skip
+        self.warm_start = report.as_dict()
 
     def restore(self) -> bool:
         """Continue from ``last.pt`` when there is one; refuse one of another run."""
@@ -242,7 +278,13 @@ class TrainingRun:
         self.state = TrainingState.from_dict(saved["training_state"])
         restore_rng_state(saved["rng_state"])
         self.resumed_from = self.state.epoch
+        self.warm_start = saved.get("warm_start")
         logger.info("resuming from %s (epoch %d done)", self.last_path, self.state.epoch)
+        if self.warm_start_from is not None:
+            logger.info(
+                "warm start not applied again: the restored weights %s",
+                "include it" if self.warm_start is not None else "are of a run started cold",
+            )
         return True
 
     def _save_best(self, valid_metrics: dict[str, Any]) -> None:
@@ -280,6 +322,7 @@ class TrainingRun:
     # -- the epoch loop ----------------------------------------------------------
     def run(self, on_epoch_end: EpochCallback | None = None) -> None:
         """Train until the configured epochs or early stopping."""
+        self.apply_warm_start()
         train_cfg = self.train_config
         train, valid = self.train, self.valid
         if wants_data_on_device(train_cfg, self.device):
@@ -354,6 +397,7 @@ class TrainingRun:
             stopped_early=state.stopped_early,
             resumed_from_epoch=self.resumed_from,
             prepared_fingerprint=self.fingerprint,
+            warm_start=self.warm_start,
         )
 
 

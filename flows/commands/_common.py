@@ -38,6 +38,18 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", help="caches and run folders (default outputs/pipeline)")
 
 
+def add_regularizer_argument(parser: argparse.ArgumentParser, default: str = "none") -> None:
+    """``--regularizer`` (alias ``--reg``): the flow's and the deployments' parameter name."""
+    parser.add_argument(
+        "--regularizer",
+        "--reg",
+        dest="regularizer",
+        default=default,
+        choices=REGULARIZERS,
+        help=f"regulariser (default {default}); the parameter `regularizer` of the flow",
+    )
+
+
 @contextmanager
 def prefect_session() -> Iterator[str]:
     """A Prefect API for the flows this command runs in-process; yields its URL.
@@ -129,6 +141,14 @@ def results_table(summary: dict[str, Any]) -> str:
             f"model: {registry['registered_model']} v{registry.get('version')} - {status}: "
             f"{registry.get('decision')}"
         )
+        h2h = registry.get("h2h")
+        if h2h:
+            lines.append(
+                f"head to head: challenger GAUC {_fmt(h2h['challenger_gauc'])} vs champion "
+                f"v{registry.get('champion_version')} {_fmt(h2h['champion_gauc'])}, difference "
+                f"{h2h['gauc_diff']:+.4f} [{h2h['gauc_diff_low']:+.4f}, "
+                f"{h2h['gauc_diff_high']:+.4f}] over {int(h2h['h2h_users'])} users"
+            )
     lines.append(f"MLflow run {summary['run_id']} in {summary['tracking_uri']}")
     return "\n".join(lines)
 

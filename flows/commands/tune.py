@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from flows.commands._common import MODELS, REGULARIZERS, add_data_arguments
+from flows.commands._common import MODELS, add_data_arguments, add_regularizer_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_data_arguments(parser)
     parser.add_argument("--model", default="din", choices=MODELS)
-    parser.add_argument("--reg", dest="regularizer", default="none", choices=REGULARIZERS)
+    add_regularizer_argument(parser)
     parser.add_argument(
         "--space",
         default="default",

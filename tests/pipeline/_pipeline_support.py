@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -24,3 +26,15 @@ def copy_movielens(movielens_100k: Path, target: Path) -> Path:
     for name in MOVIELENS_FILES:
         shutil.copyfile(movielens_100k / name, target / name)
     return target
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGINT (what Ctrl-C sends ``din serve``), then a kill if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode

@@ -14,23 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from _pipeline_support import PREPARE_MAX_LEN, TINY_CONFIG, free_port
+from _pipeline_support import PREPARE_MAX_LEN, TINY_CONFIG, free_port, stop_process
 
 from flows.runtime import server_healthy, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def _stop(process: subprocess.Popen, timeout: float = 60) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    return process.returncode
 
 
 def _tail(path: Path, chars: int = 4000) -> str:
@@ -140,8 +129,8 @@ def test_serve_and_trigger_a_deployment(
         assert "0 4 * * *" in deployment
     finally:
         if serve is not None:
-            assert _stop(serve) is not None
-        _stop(server)
+            assert stop_process(serve) is not None
+        stop_process(server)
     assert serve.returncode in (0, -signal.SIGINT, 130), _tail(serve_log)
 
 
@@ -160,3 +149,45 @@ def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path) -> None:
     assert "No Prefect server answers" in done.stdout
     assert "prefect server start --host 127.0.0.1" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_prefect_yaml_deploys_to_a_process_work_pool(prefect_server) -> None:
+    """``prefect deploy --all`` from the repository root creates what ``din serve`` serves."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from din_model.registry import dataset_names
+    from flows.deployments import deployment_parameters, train_parameter_names
+    from tasks.model_source import default_model_uri
+
+    env = dict(os.environ, PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    for command in (
+        ["work-pool", "create", "din", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run(
+            [str(BIN / "prefect"), *command],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    with get_client(sync_client=True) as client:
+        for dataset in dataset_names():
+            train = client.read_deployment_by_name(f"din-train/{dataset}")
+            assert train.work_pool_name == "din"
+            assert train.parameters == deployment_parameters(dataset)
+            # the names users pass with -p are the flow's own (the CLI's)
+            assert set(train.parameters) <= set(train_parameter_names())
+            assert set(train.parameter_openapi_schema["properties"]) == set(
+                train_parameter_names()
+            )
+            assert [s.schedule.cron for s in train.schedules] == ["0 3 * * *"]
+            score = client.read_deployment_by_name(f"din-score/{dataset}")
+            assert score.work_pool_name == "din"
+            assert score.parameters == {"dataset": dataset, "model": default_model_uri(dataset)}
+            assert score.schedules == []

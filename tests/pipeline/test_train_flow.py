@@ -8,6 +8,7 @@ the champion rule, caching, and ``din rerun``.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,11 @@ def test_run_names_say_dataset_source_model_regularizer_and_seed(
     from tasks.run_names import run_name
 
     label = movielens_copy.name  # a folder of the owner's files: labelled by its name
-    expected = run_name("movielens", label, "din", "none", 7)
     run = mlflow_run(first_run["run_id"])
+    day = run.info.run_name.rsplit(":", 1)[-1]  # the UTC day the run started
+    assert len(day) == 10 and time.strptime(day, "%Y-%m-%d")
+    # `din run` / a direct call is a manual trigger
+    expected = run_name("movielens", label, "din", "none", 7, trigger="manual", date=day)
     assert run.info.run_name == expected
     assert run.data.tags["source_label"] == label
     for part in ("movielens", label, "din+none", "seed7"):
@@ -351,7 +355,12 @@ def test_worse_run_is_not_promoted(first_run: dict[str, Any], worse_run: dict[st
     assert worse_run["registry"]["promoted"] is False
     tags = mlflow_run(worse_run["run_id"]).data.tags
     assert tags["champion_promoted"] == "false"
-    assert "does not beat champion v1" in tags["not_promoted_reason"]
+    # judged head to head with the champion on the same test rows, through both
+    # registered models: a model that did not learn cannot show a GAUC gain
+    assert tags["champion_rule"] == "keep"
+    assert tags["h2h_slice"] == "test split"
+    assert "the GAUC interval does not lie above" in tags["not_promoted_reason"]
+    assert float(tags["challenger_gauc"]) < float(tags["champion_gauc"])
     champion = MlflowClient().get_model_version_by_alias("din-movielens", "champion")
     assert str(champion.version) == "1"
     assert champion.run_id == first_run["run_id"]

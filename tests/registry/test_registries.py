@@ -310,6 +310,7 @@ def test_toy_entries_reach_config_build_and_deployments(toy_registry: Path) -> N
         "source": "auto",
         "model": "toy_model",
         "regularizer": "none",
+        "skip_unchanged": True,
     }
     assert deployment_parameters("movielens")["model"] == "din"  # no `deployment:`: defaults
     from din_model.data.sources.catalog import get_source

@@ -39,7 +39,23 @@ def raw_rows(
 ) -> pl.DataFrame:
     """The first ``rows`` samples of ``split`` (all by default) as raw requests, plus ``label``."""
     samples = result.samples
-    part = samples.take(np.flatnonzero(samples.split == SPLIT_CODES[split])[:rows])
+    return raw_selection(
+        coded, result, inputs, np.flatnonzero(samples.split == SPLIT_CODES[split])[:rows]
+    )
+
+
+def raw_selection(
+    coded: CodedData,
+    result: ProtocolResult,
+    inputs: list[RawInput],
+    selection: np.ndarray,
+) -> pl.DataFrame:
+    """The samples at ``selection`` (a boolean mask or sample indices) as raw requests + ``label``.
+
+    Rows come in the selection's order (sample order for a mask), whatever their split:
+    the held-back slice of an arriving source is chosen by event, not by split.
+    """
+    part = result.samples.take(np.asarray(selection))
     spec = coded.spec
     columns: dict[str, pl.Series] = {USER_ID: _decode(coded.users, part.user).alias(USER_ID)}
     offsets, index = gather_index(part.hist_start, part.hist_end)
