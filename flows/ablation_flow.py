@@ -42,6 +42,7 @@ from din_model.config.tuned import find_tuned_config
 from din_model.errors import ConfigError
 from din_model.pipeline.layout import RunLayout
 from din_model.registry import ablation_grid, dataset_names
+from flows.runtime import install_run_logging
 from flows.steps import DataOutcome, run_data_steps, run_training_steps
 from flows.task_runners import make_task_runner
 from flows.train_flow import flow_run_id
@@ -55,6 +56,7 @@ from tasks.paths import work_root
 from tasks.run_lifecycle import failure_reason, tracked_run
 from tasks.run_logging import log_comparison, log_inputs, tag_run
 from tasks.run_names import run_name, source_label
+from tasks.run_report import publish_run_report
 from tasks.significance import DEFAULT_BOOTSTRAP_SEED, DEFAULT_RESAMPLES, paired_significance
 from tasks.store import TRACKING_URI_ENV, sqlite_path, tracking_uri
 
@@ -247,6 +249,7 @@ def din_ablation(
     ``workers``/``dask_address`` choose where cells run (see the module docstring).
     As a deployment run, its path parameters must lie under the configured roots.
     """
+    install_run_logging()
     guard_deployment_paths(source, work_dir, config_file)
     logger = get_run_logger()
     check_choice("dataset", dataset, dataset_names())
@@ -316,6 +319,12 @@ def din_ablation(
                 significance = paired_significance(results, bootstrap_resamples, bootstrap_seed)
                 title = f"din-ablation on {dataset} ({parent_name})"
                 comparison = log_comparison(parent, dataset, results, significance, title)
+                publish_run_report(
+                    parent, title,
+                    [(row["cell"], f"test GAUC {row['gauc_mean']:.4f} ({row['seeds']} seeds)")
+                     for row in comparison["rows"]],
+                    key=f"din-ablation-{dataset}",
+                )  # fmt: skip
             if failures:
                 raise RuntimeError(
                     f"{len(failures)} ablation cell(s) failed: " + "; ".join(failures)

@@ -21,8 +21,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from din_model.registry import dataset_names
+from flows.runtime import install_run_logging
 from tasks.config import check_choice
 from tasks.model_source import default_model_uri
+from tasks.run_report import publish_run_report
 from tasks.scoring import guard_score_paths, resolve_model_step, score_file_step
 
 
@@ -55,6 +57,7 @@ def din_score(
     In a deployment run ``input`` and ``interactions`` must lie under the data roots
     and ``out`` under the work root (:mod:`tasks.allowed_paths`).
     """
+    install_run_logging()
     guard_score_paths(input, out, interactions)
     logger = get_run_logger()
     check_choice("dataset", dataset, dataset_names())
@@ -69,4 +72,10 @@ def din_score(
         resolved.describe(),
         summary["out"],
     )
+    publish_run_report(
+        None, f"din-score {dataset}: {resolved.describe()}",
+        [("model", resolved.describe()), ("input", input), ("out", summary["out"]),
+         ("rows scored", summary["scored"]), ("rows skipped", summary["skipped"])],
+        key=f"din-score-{dataset}",
+    )  # fmt: skip
     return {**summary, "model": resolved.uri, "model_version": resolved.version}

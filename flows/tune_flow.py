@@ -34,6 +34,7 @@ from din_model.registry import dataset_names
 from din_model.tuning.objective import trial_config
 from din_model.tuning.space import SPACES_DIR, load_space, space_path
 from din_model.tuning.study import finished_trials, study_name, target_trials
+from flows.runtime import install_run_logging
 from flows.steps import run_data_steps, run_training_steps
 from flows.task_runners import make_task_runner
 from flows.train_flow import DEFAULT_SEED, run_tags
@@ -49,6 +50,7 @@ from tasks.data import DEFAULT_SYNTHETIC_SCALE, resolve_source
 from tasks.paths import work_root
 from tasks.run_lifecycle import tracked_run
 from tasks.run_logging import log_inputs, tag_run
+from tasks.run_report import publish_run_report
 from tasks.store import tracking_uri
 from tasks.tuning import TrialRequest, run_trial
 from tasks.tuning_results import log_study_results, log_study_settings, write_tuned_config
@@ -114,6 +116,7 @@ def din_tune(
             every trial (a key set with ``--set`` is not tuned).
         out: also write the tuned config here (an existing file only with ``force``).
     """
+    install_run_logging()
     _guard_paths(source, work_dir, config_file, space, out)
     logger = get_run_logger()
     check_choice("dataset", dataset, dataset_names())
@@ -225,6 +228,14 @@ def din_tune(
             parent, best_config, _header(name, best, model, regularizer), targets
         )
     test = outcome["test"]
+    publish_run_report(
+        parent, f"din-tune {dataset}: {name}",
+        [("best trial", best["best_trial"]), ("best valid GAUC", f"{best['best_value']:.4f}"),
+         ("best params", best["best_params"]), ("test GAUC", f"{test['gauc']:.4f}"),
+         ("test AUC", f"{test['auc']:.4f}"), ("test LogLoss", f"{test['logloss']:.4f}"),
+         ("tuned config", written[0])],
+        key=f"din-tune-{dataset}",
+    )  # fmt: skip
     logger.info(
         "best config (trial %d, valid GAUC %.4f): test AUC %.4f GAUC %.4f LogLoss %.4f; "
         "written to %s", best["best_trial"], best["best_value"], test["auc"], test["gauc"],
