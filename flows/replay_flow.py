@@ -93,7 +93,9 @@ def din_replay(
     work = work_root(work_dir)
     replay_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     folder = work / REPLAYS_DIR / dataset / replay_id
-    staging, landing = folder / "staging", folder / "landing"
+    # the landing folder's name is the runs' source label: say what it holds
+    source_name = Path(source).expanduser().resolve().name
+    staging, landing = folder / "staging", folder / f"{source_name}-arrivals"
     cut_timeline(dataset, Path(source).expanduser().resolve(), staging,
                  every=every, start=start, limit=limit)  # fmt: skip
     registered = f"din-{dataset}-replay-{replay_id}"

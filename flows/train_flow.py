@@ -218,6 +218,7 @@ def din_train(
             f"not to {spec.path}"
         )
     how = run_names.current_trigger(trigger)
+    registered = registered_name or registered_model_name(dataset)
     key = retrain_key(
         dataset=dataset,
         source_fingerprint=spec.fingerprint,
@@ -227,6 +228,7 @@ def din_train(
         config=config,
         window=window,
         warm_start=warm_start,
+        registered_name=registered,
     )
     label = source_label(spec)
     day = run_names.today()
@@ -247,7 +249,6 @@ def din_train(
         tags["synthetic_seed"] = spec.synth["seed"]
     if rerun_of:
         tags["rerun_of"] = rerun_of
-    registered = registered_name or registered_model_name(dataset)
     with tracked_run(dataset, name, tags) as run_id:
         logger.info("MLflow run %s on %s", run_id, tracking_uri())
         pipeline_params = {
@@ -283,6 +284,7 @@ def din_train(
         if warm_start and register_model:
             # beside the run folder, which the training step must find empty
             weights = champion_weights(registered, str(work / "champions" / run_id))
+            tag_run(run_id, {"warm_start": "from the champion" if weights else "cold: no champion"})
         outcome = run_training_steps(
             run_id, dataset, data, model, regularizer, config, run_dir, seed, register_model,
             warm_start=weights, challenge=challenge, registered_name=registered,

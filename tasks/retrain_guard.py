@@ -5,12 +5,12 @@ trained last time (training is deterministic on CPU), so registering it again on
 adds a version. Every ``din-train`` run carries a ``retrain_key`` tag: a digest of
 what decides the model (the raw data's fingerprint, which for an arriving source
 covers every arrival, the resolved config, model, regulariser, seed, window and
-warm start). With ``skip_unchanged`` the flow looks for the newest FINISHED run of
-the dataset's experiment with the same key and, if there is one, ends early:
-"no new data since run X", nothing trained, nothing registered.
+warm start) and the registered model it is for. With ``skip_unchanged`` the flow
+looks for the newest FINISHED run of the dataset's experiment with the same key
+and, if there is one, ends early: "no new data since run X", nothing trained,
+nothing registered, no MLflow run opened.
 
-A run that failed does not count (its retrain must happen), nor does a run that
-itself skipped (it carries the key of the run it deferred to, under another tag).
+A run that failed does not count: its retrain must still happen.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 RETRAIN_KEY_TAG = "retrain_key"
-SKIPPED_TAG = "skipped_unchanged"
 
 
 def retrain_key(
@@ -35,10 +34,16 @@ def retrain_key(
     config: Mapping[str, Any],
     window: str | None,
     warm_start: bool,
+    registered_name: str,
 ) -> str:
-    """The digest of everything that decides a retrained model (stable across processes)."""
+    """The digest of everything that decides a retrained model (stable across processes).
+
+    ``registered_name`` is part of it: a run for another registered model (a replay's
+    own) has not trained anything for this one.
+    """
     payload = {
         "dataset": dataset,
+        "registered_model": registered_name,
         "data": source_fingerprint,
         "model": model,
         "regularizer": regularizer,
