@@ -155,6 +155,25 @@ def test_candidates_in_chunks_score_as_in_one() -> None:
     np.testing.assert_allclose(chunked, whole, rtol=0, atol=TOLERANCE)
 
 
+def test_reused_buffers_neither_leak_between_calls_nor_between_threads() -> None:
+    """The hidden layers' scratch tensors are reused per thread (ranking._scratch): the
+    same request scores the same after other requests of the same shape, and requests
+    scored at once from several threads score as they do alone (bit for bit: the same
+    operations on the same shapes, only the buffers' owner differs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    network = _network(_trained_like("din_dice"))
+    ranking = RankingScorer(network)
+    requests = [_ranking_inputs(MAX_LEN, 30, seed=seed) for seed in range(6)]
+    alone = [ranking.score(inputs) for inputs in requests]
+    np.testing.assert_array_equal(ranking.score(requests[0]), alone[0])
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for _ in range(5):
+            together = list(pool.map(ranking.score, requests))
+            for got, expected in zip(together, alone, strict=True):
+                np.testing.assert_array_equal(got, expected)
+
+
 def test_the_filter_id_remapping_applies_on_the_ranking_path() -> None:
     din = _trained_like("din_dice")
     lookup = torch.arange(ITEMS)
