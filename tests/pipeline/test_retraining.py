@@ -33,6 +33,14 @@ def _versions(name: str) -> list:
     return MlflowClient().search_model_versions(f"name = '{name}'")
 
 
+def _finished_versions(name: str) -> int:
+    """Versions whose training run has ended FINISHED (registered, judged, tagged)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    return sum(client.get_run(v.run_id).info.status == "FINISHED" for v in _versions(name))
+
+
 def _tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
@@ -93,7 +101,7 @@ def test_an_interval_schedule_retrains_over_two_arrivals(
             return False
 
         # 1. The first scheduled retrain registers the first champion.
-        assert wait_for(lambda: len(_versions(name)) == 1, 300), _tail(serve_log)
+        assert wait_for(lambda: _finished_versions(name) == 1, 300), _tail(serve_log)
         # 2. A later firing finds nothing new: it ends early and registers nothing.
         assert wait_for(lambda: "no new data since run" in serve_log.read_text(), 120), _tail(
             serve_log
@@ -102,7 +110,8 @@ def test_an_interval_schedule_retrains_over_two_arrivals(
         # 3. The next month lands; the retrain after it is judged head to head on it.
         arrival = publish_next_arrival(staging, landing)
         assert arrival is not None
-        assert wait_for(lambda: len(_versions(name)) == 2, 300), _tail(serve_log)
+        # the version exists before its judging ends: wait for its run to finish
+        assert wait_for(lambda: _finished_versions(name) == 2, 300), _tail(serve_log)
     finally:
         if serve is not None:
             stop_process(serve)
