@@ -23,7 +23,9 @@ class Challenge:
     """The slice a challenger is judged on and the identity of its training data.
 
     ``slice_rows``: a parquet of raw requests plus ``label``; None means "the test
-    split of ``canonical``", decoded only when a head to head needs it.
+    split of ``canonical``", decoded when the version is judged (a second run of the
+    sampling protocol over the canonical tables: seconds on the sets here; writing the
+    raw test split at prepare time would save it).
     """
 
     slice_label: str
